@@ -1,0 +1,137 @@
+"""The app factory: builds a Bolt `App` (OAuth, stores, authorize, listeners) from settings.
+
+Tests build as many independent apps as they like; nothing here is global.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Optional
+
+from slack_bolt import App, BoltRequest, BoltResponse
+from slack_bolt.oauth.oauth_settings import OAuthSettings
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from bolt_app import database
+from bolt_app.listeners import register_listeners
+from bolt_app.oauth.flow import CALLBACK_OPTIONS, AppOAuthFlow, StateCookie
+from bolt_app.settings import Settings
+from bolt_app.storage.installation_store import InstallationStore
+from bolt_app.storage.state_store import OAuthStateStore
+from bolt_app.storage.tables import workspace_key
+from bolt_app.tokens.authorize import AuthorizeCache, StoreAuthorize
+from bolt_app.tokens.client import TokenRefreshingWebClient, build_web_client
+from bolt_app.tokens.rotation import InstallationNeedsReinstall, TokenService, TokensTemporarilyUnavailable
+
+logger = logging.getLogger(__name__)
+
+STATE_COOKIE_NAME = "slack-app-oauth-state"
+
+
+class SlackApp(App):
+    """Bolt's App plus what the rest of the app needs to reach: settings, engine, token service."""
+
+    settings: Settings
+    engine: Engine
+    tokens: Optional[TokenService] = None
+    authorize_cache: Optional[AuthorizeCache] = None
+
+    def _init_context(self, req: BoltRequest) -> None:
+        super()._init_context(req)
+        # Per-request clients that refresh and retry once when Slack says `token_expired`.
+        if self.tokens is not None:
+            req.context["client"] = TokenRefreshingWebClient.like(self._client, token=self._token, team_id=req.context.team_id)
+
+
+def create_app(settings: Settings, *, engine: Engine | None = None) -> SlackApp:
+    """Build the Bolt app. The schema must be current (see `database.ensure_schema`)."""
+    engine = engine or database.create_engine(settings.database_url, pool_size=settings.web_threads + 2)
+    client = build_web_client(settings.api_url)
+    tokens: TokenService | None = None
+    cache: AuthorizeCache | None = None
+
+    if settings.multi_workspace:
+        assert settings.client_id and settings.client_secret
+        installation_store = InstallationStore(client_id=settings.client_id, engine=engine)
+        state_store = OAuthStateStore(expiration_seconds=settings.state_expiration_seconds, engine=engine)
+        cache = AuthorizeCache()
+        tokens = TokenService(
+            engine=engine,
+            client_id=settings.client_id,
+            client_secret=settings.client_secret,
+            client=build_web_client(settings.api_url),
+            refresh_before_seconds=settings.token_refresh_minutes * 60,
+            on_rotated=cache.invalidate_workspace,
+        )
+        installation_store.change_listeners.append(cache.invalidate_workspace)
+        oauth_settings = OAuthSettings(
+            client_id=settings.client_id,
+            client_secret=settings.client_secret,
+            scopes=list(settings.scopes),
+            user_scopes=list(settings.user_scopes),
+            redirect_uri=settings.redirect_uri,
+            install_path="/slack/install",
+            redirect_uri_path="/slack/oauth_redirect",
+            install_page_rendering_enabled=settings.install_page_enabled,
+            authorization_url=settings.authorize_url,
+            installation_store=installation_store,
+            state_store=state_store,
+            state_cookie_name=STATE_COOKIE_NAME,
+            state_expiration_seconds=settings.state_expiration_seconds,
+            token_rotation_expiration_minutes=settings.token_refresh_minutes,
+            callback_options=CALLBACK_OPTIONS,
+        )
+        oauth_settings.state_utils = StateCookie(
+            cookie_name=STATE_COOKIE_NAME,
+            expiration_seconds=settings.state_expiration_seconds,
+            secure=settings.secure_cookies,
+        )
+        app = SlackApp(
+            signing_secret=settings.signing_secret,
+            client=client,
+            authorize=StoreAuthorize(tokens=tokens, cache=cache, user_tokens_enabled=bool(settings.user_scopes)),
+            installation_store=installation_store,
+            oauth_flow=AppOAuthFlow(client=client, settings=oauth_settings),
+            request_verification_enabled=settings.signing_secret is not None,
+        )
+        app.enable_token_revocation_listeners()
+    else:
+        client.token = settings.bot_token
+        app = SlackApp(
+            signing_secret=settings.signing_secret,
+            client=client,
+            token=settings.bot_token,
+            request_verification_enabled=settings.signing_secret is not None,
+        )
+
+    app.settings = settings
+    app.engine = engine
+    app.tokens = tokens
+    app.authorize_cache = cache
+    app.error(_handle_error)
+    register_listeners(app)
+    return app
+
+
+def _handle_error(error: Exception, logger: logging.Logger, body: Any = None) -> Optional[BoltResponse]:
+    """Turn failures into answers Slack understands; never log the request body (it can hold secrets)."""
+    if isinstance(error, InstallationNeedsReinstall):
+        # Acknowledge and drop: retrying cannot help until the workspace reinstalls (logged once
+        # when it was marked), and a non-2xx would make Slack retry into a storm.
+        return BoltResponse(status=200, body="")
+    if isinstance(error, (TokensTemporarilyUnavailable, OperationalError, DBAPIError)):
+        # Not acknowledged: Slack retries the delivery once we can serve it again.
+        logger.error("Request not processed, Slack will retry: %s", _describe(error))
+        return BoltResponse(status=503, body="", headers={"Retry-After": "1"})
+    logger.exception("Unhandled error: %s", _describe(error))
+    return None
+
+
+def _describe(error: Exception) -> str:
+    # Driver errors can embed SQL parameters; the type and first line are enough to act on.
+    text = str(error).splitlines()[0][:200] if str(error) else ""
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+__all__ = ["SlackApp", "create_app", "workspace_key"]

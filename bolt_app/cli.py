@@ -1,0 +1,148 @@
+"""Command line: serve (default), database and admin commands. `main.py` hands off here."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Callable, Sequence
+
+from bolt_app import database
+from bolt_app.logs import configure_logging
+from bolt_app.settings import Settings, SettingsError, load_settings
+
+EXIT_CONFIG = 2
+EXIT_SCHEMA = 3
+EXIT_FAILURES = 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="main.py", description="Multi-workspace Slack app (Bolt for Python).")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="serve HTTP (default; Socket Mode when SLACK_APP_TOKEN is set)")
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
+    db.add_parser("upgrade", help="migrate the schema to the current version (safe to run from many hosts)")
+    db.add_parser("current", help="show the schema version")
+
+    inst = sub.add_parser("installations", help="installed workspaces").add_subparsers(dest="inst_command", required=True)
+    inst.add_parser("list", help="every installation with token expiry and status (never the tokens)")
+    show = inst.add_parser("show", help="one workspace's installation details")
+    show.add_argument("team_id", help="workspace (T…) or, for org-wide installs, enterprise (E…) id")
+
+    tokens = sub.add_parser("tokens", help="token rotation").add_subparsers(dest="tokens_command", required=True)
+    refresh = tokens.add_parser("refresh", help="rotate every token expiring soon (for cron)")
+    refresh.add_argument("--within", type=int, default=None, metavar="MINUTES",
+                         help="refresh tokens expiring within this many minutes (default: SLACK_TOKEN_REFRESH_MINUTES)")
+
+    manifest = sub.add_parser("manifest", help="print manifest.yml as JSON")
+    manifest.add_argument("--socket-mode", action="store_true", help="the local-development variant (Socket Mode)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = args.command or "serve"
+    handlers: dict[str, Callable[[argparse.Namespace], int]] = {
+        "serve": _serve,
+        "db": _db,
+        "installations": _installations,
+        "tokens": _tokens,
+        "manifest": _manifest,
+    }
+    try:
+        return handlers[command](args)
+    except SettingsError as error:
+        print(str(error), file=sys.stderr)
+        return EXIT_CONFIG
+    except database.SchemaOutOfDate as error:
+        print(str(error), file=sys.stderr)
+        return EXIT_SCHEMA
+
+
+def _settings(purpose: str) -> Settings:
+    settings = load_settings(purpose=purpose)  # type: ignore[arg-type]
+    configure_logging(settings.log_level, settings.secrets)
+    return settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = _settings("serve")
+    from bolt_app.server import serve
+
+    serve(settings)
+    return 0
+
+
+def _engine(settings: Settings):  # type: ignore[no-untyped-def]
+    return database.create_engine(settings.database_url, pool_size=2)
+
+
+def _db(args: argparse.Namespace) -> int:
+    settings = _settings("admin")
+    engine = _engine(settings)
+    if args.db_command == "upgrade":
+        before, after = database.upgrade(engine)
+        print(f"Schema at {after} (was {before or 'empty'}).")
+    else:
+        current = database.current_revision(engine)
+        head = database.head_revision()
+        print(f"Schema at {current or 'nothing'}; this version of the app needs {head}.")
+    return 0
+
+
+def _admin_engine(settings: Settings):  # type: ignore[no-untyped-def]
+    engine = _engine(settings)
+    database.ensure_schema(engine, auto_migrate=settings.is_sqlite and settings.auto_migrate is not False)
+    return engine
+
+
+def _installations(args: argparse.Namespace) -> int:
+    from bolt_app import admin
+
+    settings = _settings("admin")
+    engine = _admin_engine(settings)
+    if args.inst_command == "list":
+        print(admin.format_installation_list(admin.list_installations(engine)))
+        return 0
+    details = admin.show_installation(engine, args.team_id)
+    if details is None:
+        print(f"No installation for {args.team_id}.", file=sys.stderr)
+        return EXIT_FAILURES
+    print(details)
+    return 0
+
+
+def _tokens(args: argparse.Namespace) -> int:
+    from bolt_app.app import create_app
+
+    settings = _settings("admin")
+    if not settings.multi_workspace:
+        print("Token rotation needs SLACK_CLIENT_ID and SLACK_CLIENT_SECRET.", file=sys.stderr)
+        return EXIT_CONFIG
+    engine = _admin_engine(settings)
+    app = create_app(settings, engine=engine)
+    assert app.tokens is not None
+    within = (args.within if args.within is not None else settings.token_refresh_minutes) * 60
+
+    def progress(label: str, outcome: str) -> None:
+        print(f"  {label}: {outcome}", flush=True)
+
+    print(f"Refreshing tokens that expire within {within // 60} minutes…", flush=True)
+    summary = app.tokens.refresh_expiring(within, progress)
+    print(
+        f"Done: {summary.refreshed} refreshed, {summary.needs_reinstall} need reinstall, {summary.failed} failed."
+    )
+    return EXIT_FAILURES if summary.failed or summary.needs_reinstall else 0
+
+
+def _manifest(args: argparse.Namespace) -> int:
+    from bolt_app.manifest import manifest_json
+
+    print(manifest_json(socket_mode=True if args.socket_mode else None))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    logging.basicConfig()
+    sys.exit(main())

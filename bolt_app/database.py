@@ -1,0 +1,230 @@
+"""The database: engine construction, transactions that lock, and schema migrations.
+
+SQLite (embedded default), PostgreSQL (psycopg 3) and MySQL/MariaDB (PyMySQL) are supported.
+Several processes and hosts may share one database; anything that must happen once
+(migrations, token rotation) is serialised by the database itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+from pathlib import Path
+from typing import Iterator
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, make_url
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# Any fixed number: the key of the PostgreSQL advisory lock / MySQL named lock for migrations.
+MIGRATION_LOCK_KEY = 7_301_954_112
+MIGRATION_LOCK_NAME = "bolt_app_migrations"
+
+
+class SchemaOutOfDate(RuntimeError):
+    """The database schema is behind the code; `python main.py db upgrade` fixes it."""
+
+
+def normalize_database_url(url: str) -> str:
+    """Pick the drivers the project ships with when the URL names none."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + url[len("postgresql://") :]
+    if url.startswith("mysql://"):
+        return "mysql+pymysql://" + url[len("mysql://") :]
+    if url.startswith("mariadb://"):
+        return "mysql+pymysql://" + url[len("mariadb://") :]
+    return url
+
+
+def create_engine(url: str, *, pool_size: int = 10) -> Engine:
+    """An engine tuned for the backend: pool sized to the worker threads, dead connections detected."""
+    url = normalize_database_url(url)
+    backend = make_url(url).get_backend_name()
+    if backend == "sqlite":
+        engine = sa.create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=pool_size,
+            max_overflow=pool_size,
+        )
+        _configure_sqlite(engine)
+        return engine
+    connect_args: dict = {}
+    if backend == "mysql":
+        connect_args = {"charset": "utf8mb4", "connect_timeout": 5}
+    elif backend == "postgresql":
+        connect_args = {"connect_timeout": 5}
+    return sa.create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,  # a restarted or failed-over server must not break pooled connections
+        pool_recycle=1800,
+        pool_timeout=10,
+        connect_args=connect_args,
+    )
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """WAL for concurrent readers, and explicit BEGINs so write transactions can take the lock up front.
+
+    pysqlite's own transaction handling begins lazily and cannot emit BEGIN IMMEDIATE; a
+    read-then-write transaction that starts deferred can fail with "database is locked" instead of
+    waiting. `write_transaction()` asks for IMMEDIATE through an execution option.
+    """
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout = 30000")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+        except Exception:  # read-only or in-memory databases keep their journal mode
+            pass
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+@contextlib.contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that will write: on SQLite it takes the write lock at BEGIN (IMMEDIATE)."""
+    with engine.connect() as conn:
+        if is_sqlite(engine):
+            conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+        with conn.begin():
+            yield conn
+
+
+def lock_rows(engine: Engine, select: sa.Select) -> sa.Select:
+    """`SELECT … FOR UPDATE` where the backend has row locks (SQLite's IMMEDIATE already locks)."""
+    return select if is_sqlite(engine) else select.with_for_update()
+
+
+# --------------------------------------------------------------------------- migrations
+
+
+def _alembic_config(engine: Engine):  # type: ignore[no-untyped-def]
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["engine"] = engine
+    return config
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    config = _alembic_config(None)  # type: ignore[arg-type]
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+@contextlib.contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """Only one process migrates; the others wait, then find the schema current.
+
+    Stock Bolt creates tables at import time, so several workers starting together on an empty
+    database race on CREATE TABLE. Here the race is closed by a lock that the database (or, for
+    SQLite, the file system) grants to one process at a time.
+    """
+    backend = engine.dialect.name
+    if backend == "sqlite":
+        database = engine.url.database
+        if not database or database == ":memory:":
+            yield
+            return
+        lock_path = Path(database).resolve().with_suffix(".migrate.lock")
+        with open(lock_path, "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    with engine.connect() as conn:
+        if backend == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")
+        else:
+            conn.exec_driver_sql(f"SELECT GET_LOCK('{MIGRATION_LOCK_NAME}', 120)")
+        conn.commit()
+        try:
+            yield
+        finally:
+            if backend == "postgresql":
+                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})")
+            else:
+                conn.exec_driver_sql(f"SELECT RELEASE_LOCK('{MIGRATION_LOCK_NAME}')")
+            conn.commit()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
+    """Bring the schema to `revision`; returns (before, after). Safe to run from many processes."""
+    from alembic import command
+
+    with _migration_lock(engine):
+        before = current_revision(engine)
+        if before != head_revision() or revision != "head":
+            command.upgrade(_alembic_config(engine), revision)
+        after = current_revision(engine)
+    if before != after:
+        logger.info("Database schema upgraded from %s to %s", before or "empty", after)
+    return before, after or ""
+
+
+def ensure_schema(engine: Engine, *, auto_migrate: bool) -> None:
+    """Upgrade (embedded default) or refuse to run on a schema that is behind the code."""
+    if auto_migrate:
+        upgrade(engine)
+        return
+    current = current_revision(engine)
+    head = head_revision()
+    if current != head:
+        raise SchemaOutOfDate(
+            f"The database schema is at {current or 'nothing (empty database)'} but this version of the app "
+            f"needs {head}. Run `python main.py db upgrade` once against this DATABASE_URL, then start again."
+        )
+
+
+def ping(engine: Engine) -> bool:
+    """True when the database answers a trivial query (health checks)."""
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        return True
+    except Exception as error:  # any driver error means "not healthy"
+        logger.warning("Database health check failed: %s", type(error).__name__)
+        return False
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file path of a sqlite URL (None for memory or other backends)."""
+    parsed = make_url(normalize_database_url(url))
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return os.path.abspath(parsed.database)

@@ -1,0 +1,66 @@
+"""Logging with secrets masked in every line, whichever library wrote it.
+
+Masking is done by the formatter of the handlers the app installs, so it covers slack_sdk's and
+Bolt's debug output, gunicorn's logs and exception tracebacks alike.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from typing import Iterable
+
+# xoxb-/xoxp-/xoxe-/xoxa-/xapp- tokens, including rotating forms such as xoxe.xoxb-1-…
+TOKEN_PATTERN = re.compile(r"\b(?:xox[abpers]|xapp)(?:\.xox[abp])?-[A-Za-z0-9-]+")
+MASK = "[redacted]"
+FORMAT = "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"
+
+
+def mask_secrets(text: str, secrets: Iterable[str] = ()) -> str:
+    text = TOKEN_PATTERN.sub(lambda m: m.group(0)[:5] + MASK, text)
+    for secret in secrets:
+        if secret and len(secret) >= 6:
+            text = text.replace(secret, MASK)
+    return text
+
+
+class MaskingFormatter(logging.Formatter):
+    """Formats as usual, then masks token-shaped strings and the configured secrets."""
+
+    def __init__(self, fmt: str = FORMAT, secrets: Iterable[str] = ()):
+        super().__init__(fmt)
+        self.secrets = tuple(s for s in secrets if s)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_secrets(super().format(record), self.secrets)
+
+
+def configure_logging(level: str = "INFO", secrets: Iterable[str] = (), stream=None) -> None:  # type: ignore[no-untyped-def]
+    """Root logging to stderr with masking; other handlers already present get the formatter too."""
+    formatter = MaskingFormatter(secrets=secrets)
+    root = logging.getLogger()
+    root.setLevel(level)
+    if not any(getattr(h, "_bolt_app", False) for h in root.handlers):
+        handler = logging.StreamHandler(stream or sys.stderr)
+        handler._bolt_app = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    mask_all_handlers(formatter)
+
+
+def mask_all_handlers(formatter: MaskingFormatter | None = None) -> None:
+    """Give every handler of every known logger the masking formatter (gunicorn adds its own)."""
+    loggers = [logging.getLogger()] + [
+        logging.getLogger(name) for name in list(logging.root.manager.loggerDict)  # noqa: SIM118
+    ]
+    root_formatter = next(
+        (h.formatter for h in logging.getLogger().handlers if isinstance(h.formatter, MaskingFormatter)), None
+    )
+    formatter = formatter or root_formatter or MaskingFormatter()
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", []):
+            if not isinstance(handler.formatter, MaskingFormatter):
+                fmt = handler.formatter._fmt if handler.formatter is not None else FORMAT  # type: ignore[union-attr]
+                handler.setFormatter(MaskingFormatter(fmt or FORMAT, formatter.secrets))
+            elif formatter is not handler.formatter:
+                handler.setFormatter(formatter)

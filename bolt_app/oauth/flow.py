@@ -1,0 +1,138 @@
+"""Bolt's OAuthFlow with the app's pages, a stricter state cookie and failures that store nothing.
+
+Changes against the stock flow:
+- the state cookie is HttpOnly, SameSite=Lax, and Secure only when the app is served over https
+  (stock always sets Secure and no SameSite);
+- a missing state is told apart from a state opened in another browser;
+- any storage failure (not only BoltError) becomes the "storage_error" page with 503, never a 500
+  with a traceback, and the transaction leaves nothing half-written;
+- a failed code exchange of any kind (Slack error, network error) is "invalid_code";
+- install, success and failure pages are the app's own (bolt_app.oauth.pages).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+from slack_bolt.error import BoltError
+from slack_bolt.oauth import OAuthFlow
+from slack_bolt.oauth.callback_options import CallbackOptions, FailureArgs, SuccessArgs
+from slack_bolt.request import BoltRequest
+from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackClientError
+from slack_sdk.oauth.installation_store import Installation
+from slack_sdk.oauth.state_utils import OAuthStateUtils
+
+from bolt_app import manifest
+from bolt_app.oauth import pages
+
+logger = logging.getLogger(__name__)
+
+HTML = "text/html; charset=utf-8"
+
+# Bolt's suggested status codes, except a storage failure: 503 tells the browser (and monitoring)
+# that the server could not complete it, without pretending the request was bad.
+STATUS_BY_REASON = {"storage_error": 503, "missing_state": 400}
+
+
+class StateCookie(OAuthStateUtils):
+    def __init__(self, *, cookie_name: str, expiration_seconds: int, secure: bool):
+        super().__init__(cookie_name=cookie_name, expiration_seconds=expiration_seconds)
+        self.secure = secure
+
+    def _flags(self) -> str:
+        return "; Secure" if self.secure else ""
+
+    def build_set_cookie_for_new_state(self, state: str) -> str:
+        return f"{self.cookie_name}={state}; HttpOnly; SameSite=Lax; Path=/; Max-Age={self.expiration_seconds}{self._flags()}"
+
+    def build_set_cookie_for_deletion(self) -> str:
+        return (
+            f"{self.cookie_name}=deleted; HttpOnly; SameSite=Lax; Path=/; "
+            f"Expires=Thu, 01 Jan 1970 00:00:00 GMT{self._flags()}"
+        )
+
+
+class AppOAuthFlow(OAuthFlow):
+    """The OAuth flow with the app's pages (name and description from the manifest)."""
+
+    def build_install_page_html(self, url: str, request: BoltRequest) -> str:
+        return pages.render_install_page(
+            app_name=manifest.app_name(),
+            app_description=manifest.app_description(),
+            authorize_url=url,
+            bot_scopes=list(self.settings.scopes or []),
+            user_scopes=list(self.settings.user_scopes or []),
+        )
+
+    def handle_callback(self, request: BoltRequest) -> BoltResponse:
+        has_error = request.query.get("error", [None])[0] is not None
+        if not has_error and self.settings.state_validation_enabled and not request.query.get("state", [None])[0]:
+            return self.failure_handler(
+                FailureArgs(
+                    request=request,
+                    reason="missing_state",
+                    suggested_status_code=400,
+                    settings=self.settings,
+                    default=self.default_callback_options,
+                )
+            )
+        return super().handle_callback(request)
+
+    def run_installation(self, code: str) -> Optional[Installation]:
+        try:
+            return super().run_installation(code)
+        except (SlackClientError, OSError) as error:
+            # The stock flow catches only SlackApiError; a network failure must not become a 500.
+            logger.warning("Code exchange with Slack failed: %s", type(error).__name__)
+            return None
+
+    def store_installation(self, request: BoltRequest, installation: Installation) -> None:
+        try:
+            self.settings.installation_store.save(installation)
+        except Exception as error:  # any storage failure is reported as such, and nothing is stored
+            logger.error(
+                "Could not store the installation of enterprise_id=%s team_id=%s: %s",
+                installation.enterprise_id,
+                installation.team_id,
+                type(error).__name__,
+            )
+            raise BoltError("storage_error") from error
+
+
+def _success(args: SuccessArgs) -> BoltResponse:
+    flow_settings = args.settings
+    i = args.installation
+    team = i.enterprise_id if i.is_enterprise_install else i.team_id
+    open_slack_url = f"slack://app?team={team}&id={i.app_id}" if team and i.app_id else None
+    html = pages.render_success_page(
+        app_name=manifest.app_name(),
+        team_name=i.team_name,
+        team_id=i.team_id,
+        enterprise_name=i.enterprise_name,
+        is_enterprise_install=bool(i.is_enterprise_install),
+        app_id=i.app_id,
+        open_slack_url=open_slack_url,
+    )
+    logger.info("Installed into enterprise_id=%s team_id=%s", i.enterprise_id, i.team_id)
+    return BoltResponse(
+        status=200,
+        body=html,
+        headers={"Content-Type": HTML, "Set-Cookie": flow_settings.state_utils.build_set_cookie_for_deletion()},
+    )
+
+
+def _failure(args: FailureArgs) -> BoltResponse:
+    reason = args.reason if isinstance(args.reason, str) else "server_error"
+    status = STATUS_BY_REASON.get(reason, args.suggested_status_code)
+    logger.info("Installation failed: %s (status %s)", reason[:100], status)
+    html = pages.render_failure_page(app_name=manifest.app_name(), reason=reason, retry_url=args.settings.install_path)
+    return BoltResponse(
+        status=status,
+        body=html,
+        headers={"Content-Type": HTML, "Set-Cookie": args.settings.state_utils.build_set_cookie_for_deletion()},
+    )
+
+
+CALLBACK_OPTIONS = CallbackOptions(success=_success, failure=_failure)

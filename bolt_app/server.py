@@ -1,0 +1,98 @@
+"""Serving over HTTP with gunicorn (threaded workers), and the optional token refresher thread."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from bolt_app import database
+from bolt_app.logs import mask_all_handlers
+from bolt_app.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def prepare_database(settings: Settings) -> None:
+    """Run once in the master before workers fork: migrate (embedded default) or check the schema."""
+    engine = database.create_engine(settings.database_url, pool_size=1)
+    try:
+        auto = settings.auto_migrate if settings.auto_migrate is not None else settings.is_sqlite
+        database.ensure_schema(engine, auto_migrate=auto)
+    finally:
+        engine.dispose()
+
+
+def build_wsgi(settings: Settings):  # type: ignore[no-untyped-def]
+    """The WSGI app of one worker process (called after fork: connections are never shared)."""
+    from bolt_app.app import create_app
+    from bolt_app.web import create_wsgi_app
+
+    app = create_app(settings)
+    if settings.token_refresh_interval_minutes and app.tokens is not None:
+        start_refresher(app.tokens, settings)
+    return create_wsgi_app(app)
+
+
+def start_refresher(tokens: Any, settings: Settings) -> threading.Thread:
+    """Refresh tokens ahead of expiry in the background (off by default; cron can run `tokens refresh`)."""
+    stop = threading.Event()
+    interval = settings.token_refresh_interval_minutes * 60
+
+    def loop() -> None:
+        while not stop.wait(interval):
+            try:
+                summary = tokens.refresh_expiring(settings.token_refresh_minutes * 60)
+                if summary.refreshed or summary.failed:
+                    logger.info("Background token refresh: %s", summary)
+            except Exception:
+                logger.exception("Background token refresh failed")
+
+    thread = threading.Thread(target=loop, name="token-refresher", daemon=True)
+    thread.start()
+    return thread
+
+
+class GunicornServer(BaseApplication):
+    def __init__(self, settings: Settings, options: dict[str, Any] | None = None):
+        self.settings_ = settings
+        self.options = {
+            "bind": f"{settings.host}:{settings.port}",
+            "workers": settings.web_concurrency,
+            "worker_class": "gthread",
+            "threads": settings.web_threads,
+            "timeout": 30,
+            "graceful_timeout": 20,
+            "keepalive": 5,
+            "loglevel": settings.log_level.lower(),
+            "errorlog": "-",
+            "accesslog": None,
+            "proc_name": "bolt-app",
+            "when_ready": lambda server: mask_all_handlers(),
+            "post_worker_init": lambda worker: mask_all_handlers(),
+            **(options or {}),
+        }
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            if key in self.cfg.settings and value is not None:
+                self.cfg.set(key, value)
+
+    def load(self):  # type: ignore[no-untyped-def]
+        return build_wsgi(self.settings_)
+
+
+def serve(settings: Settings) -> None:
+    prepare_database(settings)
+    logger.info(
+        "Serving on http://%s:%s with %d worker(s) x %d thread(s), database %s",
+        settings.host,
+        settings.port,
+        settings.web_concurrency,
+        settings.web_threads,
+        settings.database_url_for_display,
+    )
+    GunicornServer(settings).run()

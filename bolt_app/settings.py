@@ -1,0 +1,261 @@
+"""One settings object, built from the environment and validated once at start-up.
+
+Every problem is collected and reported together in one `SettingsError`, so an operator fixes
+the whole configuration in one go instead of one variable per restart. Secret values never
+appear in reprs or error messages.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from typing import Literal, Mapping
+from urllib.parse import urlparse
+
+from bolt_app.manifest import manifest_scopes
+
+DEFAULT_DATABASE_URL = "sqlite:///slack_app.db"
+DEFAULT_API_URL = "https://slack.com/api/"
+DEFAULT_AUTHORIZE_URL = "https://slack.com/oauth/v2/authorize"
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+# What each command needs: serving HTTP needs the signing secret; admin commands only the database.
+Purpose = Literal["serve", "socket", "admin"]
+
+
+class SettingsError(Exception):
+    """Raised with every configuration problem at once."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(
+            f"The app cannot start: {len(problems)} configuration problem(s).\n{lines}\n"
+            "Set these in the environment (or in a .env file for local use); see README.md."
+        )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated configuration. Secrets are excluded from the generated repr."""
+
+    signing_secret: str | None = field(default=None, repr=False)
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    scopes: tuple[str, ...] = ()
+    user_scopes: tuple[str, ...] = ()
+    redirect_uri: str | None = None
+    bot_token: str | None = field(default=None, repr=False)
+    app_token: str | None = field(default=None, repr=False)
+    database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
+    api_url: str = DEFAULT_API_URL
+    authorize_url: str = DEFAULT_AUTHORIZE_URL
+    public_url: str | None = None
+    host: str = "0.0.0.0"
+    port: int = 3000
+    web_concurrency: int = 2
+    web_threads: int = 8
+    log_level: str = "INFO"
+    install_page_enabled: bool = True
+    state_expiration_seconds: int = 600
+    token_refresh_minutes: int = 120
+    token_refresh_interval_minutes: int = 0
+    auto_migrate: bool | None = None
+    token_encryption_keys: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def multi_workspace(self) -> bool:
+        return self.client_id is not None
+
+    @property
+    def socket_mode(self) -> bool:
+        return self.app_token is not None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def database_url_for_display(self) -> str:
+        """The database URL with any password masked, for logs."""
+        return mask_url_password(self.database_url)
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies carry `Secure` only when the app is reached over https."""
+        url = self.public_url or self.redirect_uri
+        return bool(url) and urlparse(url).scheme == "https"
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value set, for log masking."""
+        values = (self.signing_secret, self.client_secret, self.bot_token, self.app_token)
+        return tuple(v for v in values + self.token_encryption_keys if v)
+
+    def __repr__(self) -> str:
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            shown.append(f"{f.name}={value!r}" if f.repr else f"{f.name}={'***' if value else None}")
+        return f"Settings({', '.join(shown)})"
+
+
+def mask_url_password(url: str) -> str:
+    parsed = urlparse(url)
+    if parsed.password:
+        netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@", 1)
+        return parsed._replace(netloc=netloc).geturl()
+    return url
+
+
+def _split_list(value: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+class _Reader:
+    """Reads typed values from the environment, collecting problems instead of raising."""
+
+    def __init__(self, env: Mapping[str, str]):
+        self.env = env
+        self.problems: list[str] = []
+
+    def text(self, name: str) -> str | None:
+        value = self.env.get(name)
+        if value is None:
+            return None
+        value = value.strip()
+        return value or None
+
+    def integer(self, name: str, default: int, minimum: int, maximum: int) -> int:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            self.problems.append(f"{name} must be a whole number (got {raw!r}).")
+            return default
+        if not minimum <= value <= maximum:
+            self.problems.append(f"{name} must be between {minimum} and {maximum} (got {value}).")
+            return default
+        return value
+
+    def boolean(self, name: str, default: bool | None) -> bool | None:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        self.problems.append(f"{name} must be true or false (got {raw!r}).")
+        return default
+
+    def url(self, name: str, default: str | None, schemes: tuple[str, ...] = ("http", "https")) -> str | None:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        parsed = urlparse(raw)
+        if parsed.scheme not in schemes or not parsed.netloc:
+            self.problems.append(f"{name} must be an absolute {' or '.join(schemes)} URL (got {raw!r}).")
+            return default
+        return raw
+
+    def secret(self, name: str, prefixes: tuple[str, ...] = ()) -> str | None:
+        value = self.text(name)
+        if value is not None and prefixes and not value.startswith(prefixes):
+            # Never echo the value: it may be a real secret pasted into the wrong variable.
+            self.problems.append(f"{name} must start with {' or '.join(prefixes)}; the value set does not.")
+            return None
+        return value
+
+
+def load_settings(env: Mapping[str, str] | None = None, purpose: Purpose = "serve") -> Settings:
+    """Build and validate settings; raise `SettingsError` naming every problem."""
+    env = os.environ if env is None else env
+    r = _Reader(env)
+
+    signing_secret = r.secret("SLACK_SIGNING_SECRET")
+    client_id = r.text("SLACK_CLIENT_ID")
+    client_secret = r.secret("SLACK_CLIENT_SECRET")
+    bot_token = r.secret("SLACK_BOT_TOKEN", ("xoxb-", "xoxe.xoxb-"))
+    app_token = r.secret("SLACK_APP_TOKEN", ("xapp-",))
+
+    if client_id and not client_secret:
+        r.problems.append("SLACK_CLIENT_SECRET is required with SLACK_CLIENT_ID (Basic Information > App Credentials).")
+    if client_secret and not client_id:
+        r.problems.append("SLACK_CLIENT_ID is required with SLACK_CLIENT_SECRET (Basic Information > App Credentials).")
+    if (client_id or client_secret) and env.get("SLACK_BOT_TOKEN", "").strip():
+        r.problems.append(
+            "Both multi-workspace (SLACK_CLIENT_ID/SLACK_CLIENT_SECRET) and single-workspace (SLACK_BOT_TOKEN) "
+            "settings are set. Multi-workspace mode takes each workspace's token from installations; "
+            "unset SLACK_BOT_TOKEN for it, or unset the client id and secret to run in one workspace."
+        )
+    if purpose != "admin" and not (client_id or client_secret or env.get("SLACK_BOT_TOKEN", "").strip()):
+        r.problems.append(
+            "No Slack credentials: set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET (multi-workspace, installs through "
+            "/slack/install) or SLACK_BOT_TOKEN (one workspace)."
+        )
+    socket = purpose == "socket" or (purpose == "serve" and app_token is not None)
+    if purpose == "serve" and not socket and not signing_secret:
+        r.problems.append("SLACK_SIGNING_SECRET is required to serve HTTP (Basic Information > App Credentials).")
+
+    manifest_bot, manifest_user = manifest_scopes()
+    scopes_raw = r.text("SLACK_SCOPES")
+    user_scopes_raw = r.text("SLACK_USER_SCOPES")
+    scopes = _split_list(scopes_raw) if scopes_raw is not None else tuple(manifest_bot)
+    user_scopes = _split_list(user_scopes_raw) if user_scopes_raw is not None else tuple(manifest_user)
+    if client_id and not scopes and not user_scopes:
+        r.problems.append("No OAuth scopes: declare them in manifest.yml (oauth_config.scopes) or set SLACK_SCOPES.")
+
+    database_url = r.text("DATABASE_URL") or DEFAULT_DATABASE_URL
+    if not database_url.startswith(("sqlite", "postgres", "postgresql", "mysql", "mariadb")):
+        r.problems.append(
+            "DATABASE_URL must be a sqlite:///, postgresql:// or mysql:// URL "
+            f"(got one starting with {database_url.split(':', 1)[0]!r})."
+        )
+
+    log_level = (r.text("LOG_LEVEL") or "INFO").upper()
+    if log_level not in LOG_LEVELS:
+        r.problems.append(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)} (got {log_level!r}).")
+        log_level = "INFO"
+
+    install_mode = (r.text("SLACK_INSTALL_PAGE") or "page").lower()
+    if install_mode not in ("page", "redirect"):
+        r.problems.append(f"SLACK_INSTALL_PAGE must be 'page' or 'redirect' (got {install_mode!r}).")
+
+    keys = _split_list(r.text("SLACK_TOKEN_ENCRYPTION_KEYS") or "")
+
+    settings = Settings(
+        signing_secret=signing_secret,
+        client_id=client_id,
+        client_secret=client_secret,
+        scopes=scopes,
+        user_scopes=user_scopes,
+        redirect_uri=r.url("SLACK_REDIRECT_URI", None),
+        bot_token=bot_token if not client_id else None,
+        app_token=app_token,
+        database_url=database_url,
+        api_url=_with_trailing_slash(r.url("SLACK_API_URL", DEFAULT_API_URL)),
+        authorize_url=r.url("SLACK_AUTHORIZE_URL", DEFAULT_AUTHORIZE_URL) or DEFAULT_AUTHORIZE_URL,
+        public_url=r.url("PUBLIC_URL", None),
+        host=r.text("HOST") or "0.0.0.0",
+        port=r.integer("PORT", 3000, 0, 65535),
+        web_concurrency=r.integer("WEB_CONCURRENCY", 2, 1, 64),
+        web_threads=r.integer("WEB_THREADS", 8, 1, 256),
+        log_level=log_level,
+        install_page_enabled=install_mode != "redirect",
+        state_expiration_seconds=r.integer("SLACK_STATE_EXPIRATION_SECONDS", 600, 30, 86400),
+        token_refresh_minutes=r.integer("SLACK_TOKEN_REFRESH_MINUTES", 120, 1, 720),
+        token_refresh_interval_minutes=r.integer("SLACK_TOKEN_REFRESH_INTERVAL_MINUTES", 0, 0, 1440),
+        auto_migrate=r.boolean("DATABASE_AUTO_MIGRATE", None),
+        token_encryption_keys=keys,
+    )
+    if r.problems:
+        raise SettingsError(r.problems)
+    return settings
+
+
+def _with_trailing_slash(url: str | None) -> str:
+    url = url or DEFAULT_API_URL
+    return url if url.endswith("/") else url + "/"

@@ -1,0 +1,153 @@
+"""Bolt `authorize` from the installation store: no `auth.test` per request.
+
+Stock `InstallationStoreAuthorize` calls Slack's `auth.test` for every incoming request and
+rotates tokens with no coordination. Everything `AuthorizeResult` needs (bot id, bot user id,
+team, enterprise, scopes) is already stored at install time, so this resolves from one indexed
+read (none when the small in-process cache is warm) and leaves rotation to `TokenService`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from typing import Any, Optional
+
+from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.authorization.authorize import Authorize
+from slack_bolt.context import BoltContext
+
+from bolt_app.storage.tables import workspace_key
+from bolt_app.tokens.client import TokenRefreshingWebClient
+from bolt_app.tokens.rotation import TokenService
+
+logger = logging.getLogger(__name__)
+
+
+class AuthorizeCache:
+    """A bounded LRU of authorize results that expire quickly.
+
+    Bounded so ten thousand workspaces cannot grow memory without limit; short-lived so another
+    process's uninstall or rotation is seen within seconds; invalidated at once for what happens
+    on this process (uninstall, revocation, rotation). An entry is never served once its token is
+    inside the refresh window, so the cache cannot delay a rotation.
+    """
+
+    def __init__(self, ttl_seconds: float = 10.0, max_entries: int = 10_000):
+        self.ttl_seconds = ttl_seconds
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple[str, Optional[str]], tuple[float, AuthorizeResult]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, Optional[str]]) -> AuthorizeResult | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            valid_until, result = entry
+            if valid_until < time.monotonic():
+                del self._entries[key]
+                return None
+            self._entries.move_to_end(key)
+            return result
+
+    def put(self, key: tuple[str, Optional[str]], result: AuthorizeResult, max_seconds: float) -> None:
+        seconds = min(self.ttl_seconds, max_seconds)
+        if seconds <= 0:
+            return
+        with self._lock:
+            self._entries[key] = (time.monotonic() + seconds, result)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def invalidate_workspace(self, ws_key: str) -> None:
+        with self._lock:
+            for key in [k for k in self._entries if k[0] == ws_key]:
+                del self._entries[key]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class StoreAuthorize(Authorize):
+    """Resolves each request's tokens from the store, refreshing them single-flight when due."""
+
+    def __init__(self, *, tokens: TokenService, cache: AuthorizeCache | None, user_tokens_enabled: bool):
+        self.tokens = tokens
+        self.cache = cache
+        # Without user scopes there are no user tokens: skip that lookup on the hot path.
+        self.user_tokens_enabled = user_tokens_enabled
+        # Bolt sets this from OAuthSettings; the TokenService owns the window.
+        self.token_rotation_expiration_minutes = tokens.refresh_before_seconds // 60
+        self.bot_only = False
+
+    def __call__(
+        self,
+        *,
+        context: BoltContext,
+        enterprise_id: Optional[str],
+        team_id: Optional[str],
+        user_id: Optional[str],
+        **_: Any,
+    ) -> Optional[AuthorizeResult]:
+        ws_key = workspace_key(enterprise_id, None if context.is_enterprise_install else team_id)
+        user_key = user_id if self.user_tokens_enabled else None
+        cache_key = (ws_key, user_key)
+        result = self.cache.get(cache_key) if self.cache is not None else None
+        if result is None:
+            result, valid_for = self._resolve(ws_key, team_id, user_key)
+            if result is None:
+                logger.debug("No installation for enterprise_id=%s team_id=%s", enterprise_id, team_id)
+                return None
+            if self.cache is not None:
+                self.cache.put(cache_key, result, valid_for)
+        self._attach_refresher(context, ws_key, result)
+        return result
+
+    def _resolve(
+        self, ws_key: str, request_team_id: Optional[str], user_id: Optional[str]
+    ) -> tuple[Optional[AuthorizeResult], float]:
+        bot = self.tokens.fresh_bot(ws_key)
+        user = self.tokens.fresh_user(ws_key, user_id) if user_id is not None else None
+        if (bot is None or bot.bot_token is None) and (user is None or user.user_token is None):
+            return None, 0
+        # Cache no longer than until the earliest token enters its refresh window.
+        now = time.time()
+        expiries = [t.expires_at for t in (bot, user) if t is not None and t.expires_at is not None]
+        valid_for = min((e - now - self.tokens.refresh_before_seconds for e in expiries), default=float("inf"))
+        result = AuthorizeResult(
+            enterprise_id=bot.enterprise_id if bot else None,
+            team_id=request_team_id or (bot.team_id if bot else None),
+            team=bot.team_name if bot else None,
+            bot_id=bot.bot_id if bot else None,
+            bot_user_id=bot.bot_user_id if bot else None,
+            bot_token=bot.bot_token if bot else None,
+            bot_scopes=bot.bot_scopes if bot else None,
+            user_id=user.user_id if user and user.user_token else None,
+            user_token=user.user_token if user else None,
+            user_scopes=user.user_scopes if user else None,
+        )
+        return result, valid_for
+
+    def _attach_refresher(self, context: BoltContext, ws_key: str, result: AuthorizeResult) -> None:
+        client = context.client
+        if not isinstance(client, TokenRefreshingWebClient):
+            return
+        if result.bot_token:
+            def refresh(rejected: str) -> Optional[str]:
+                if self.cache is not None:
+                    self.cache.invalidate_workspace(ws_key)
+                refreshed = self.tokens.refresh_bot(ws_key, rejected_token=rejected)
+                return refreshed.bot_token if refreshed else None
+        else:
+            user_id = result.user_id
+
+            def refresh(rejected: str) -> Optional[str]:
+                if self.cache is not None:
+                    self.cache.invalidate_workspace(ws_key)
+                refreshed = self.tokens.refresh_user(ws_key, user_id, rejected_token=rejected) if user_id else None
+                return refreshed.user_token if refreshed else None
+
+        client.token_refresher = refresh

@@ -1,0 +1,170 @@
+"""The WSGI application served by gunicorn: Bolt's endpoints plus a health check.
+
+Routes: POST /slack/events (events, commands, interactivity), GET /slack/install,
+GET /slack/oauth_redirect, GET /healthz. Hostile input never reaches Bolt as a 500: oversized
+bodies are refused before they are read, undecodable ones are answered 400.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Callable, Iterable
+from urllib.parse import urlparse
+
+from slack_bolt import BoltRequest, BoltResponse
+
+from bolt_app import database
+from bolt_app.app import SlackApp
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+EVENTS_PATH = "/slack/events"
+HEALTH_PATH = "/healthz"
+
+StartResponse = Callable[..., Any]
+
+
+def _page_security_headers(authorize_url: str) -> list[tuple[str, str]]:
+    origin = "{0.scheme}://{0.netloc}".format(urlparse(authorize_url))
+    return [
+        (
+            "Content-Security-Policy",
+            "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+            f"form-action 'self' {origin}; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "no-referrer"),
+        ("X-Content-Type-Options", "nosniff"),
+        # Install and callback pages carry one-time state: never cache them anywhere.
+        ("Cache-Control", "no-store"),
+        ("Pragma", "no-cache"),
+    ]
+
+
+class WebApp:
+    """A WSGI callable around one `SlackApp`."""
+
+    def __init__(self, app: SlackApp, *, max_body_bytes: int = MAX_BODY_BYTES):
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        flow = app.oauth_flow
+        self.install_path = flow.install_path if flow else None
+        self.redirect_path = flow.redirect_uri_path if flow else None
+        self.page_headers = _page_security_headers(app.settings.authorize_url)
+        # Set by the Socket Mode runner so /healthz can report the socket too.
+        self.socket_state: Callable[[], str] | None = None
+
+    def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO") or "/"
+        method = environ.get("REQUEST_METHOD", "GET")
+        try:
+            if path == EVENTS_PATH:
+                if method != "POST":
+                    return self._plain(start_response, 405, "Method Not Allowed", [("Allow", "POST")])
+                return self._events(environ, start_response)
+            if path == HEALTH_PATH:
+                return self._health(start_response)
+            if path in (self.install_path, self.redirect_path):
+                if method not in ("GET", "HEAD"):
+                    return self._plain(start_response, 405, "Method Not Allowed", [("Allow", "GET")])
+                return self._oauth(environ, start_response, path)
+            return self._plain(start_response, 404, "Not Found")
+        except Exception:  # last line of defence: log, answer, keep serving
+            logger.exception("Unhandled error serving %s %s", method, path)
+            return self._plain(start_response, 500, "Internal Server Error")
+
+    # ------------------------------------------------------------------ routes
+
+    def _events(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        body = self._read_body(environ)
+        if body is None:
+            return self._plain(start_response, 413, "Request body too large")
+        try:
+            text = body.decode("utf-8")
+            request = BoltRequest(body=text, query=environ.get("QUERY_STRING", ""), headers=_headers(environ))
+        except (UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError) as error:
+            # Bolt parses the body before verifying the signature; a body it cannot parse is bad input.
+            logger.info("Malformed request body refused: %s", type(error).__name__)
+            return self._plain(start_response, 400, "Malformed request body")
+        return self._respond(start_response, self.app.dispatch(request))
+
+    def _oauth(self, environ: dict, start_response: StartResponse, path: str) -> Iterable[bytes]:
+        flow = self.app.oauth_flow
+        assert flow is not None
+        request = BoltRequest(body="", query=environ.get("QUERY_STRING", ""), headers=_headers(environ))
+        response = flow.handle_installation(request) if path == self.install_path else flow.handle_callback(request)
+        return self._respond(start_response, response, self.page_headers)
+
+    def _health(self, start_response: StartResponse) -> Iterable[bytes]:
+        db_ok = database.ping(self.app.engine)
+        payload: dict[str, str] = {"status": "ok" if db_ok else "unavailable", "database": "ok" if db_ok else "unreachable"}
+        healthy = db_ok
+        if self.socket_state is not None:
+            payload["socket_mode"] = state = self.socket_state()
+            healthy = healthy and state == "connected"
+            if not healthy:
+                payload["status"] = "unavailable"
+        body = json.dumps(payload).encode()
+        start_response(
+            "200 OK" if healthy else "503 Service Unavailable",
+            [("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("Cache-Control", "no-store")],
+        )
+        return [body]
+
+    # ------------------------------------------------------------------ helpers
+
+    def _read_body(self, environ: dict) -> bytes | None:
+        """The body, or None when it is over the limit (checked before reading it)."""
+        stream = environ["wsgi.input"]
+        length_header = environ.get("CONTENT_LENGTH") or ""
+        try:
+            length = int(length_header) if length_header else None
+        except ValueError:
+            length = None
+        if length is not None:
+            if length > self.max_body_bytes:
+                return None
+            return stream.read(length) if length > 0 else b""
+        body = stream.read(self.max_body_bytes + 1)
+        return None if len(body) > self.max_body_bytes else body
+
+    @staticmethod
+    def _plain(start_response: StartResponse, status: int, text: str, extra: list | None = None) -> Iterable[bytes]:
+        body = text.encode()
+        start_response(
+            f"{status} {text if status != 413 else 'Payload Too Large'}",
+            [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))] + (extra or []),
+        )
+        return [body]
+
+    @staticmethod
+    def _respond(
+        start_response: StartResponse, response: BoltResponse, extra: list[tuple[str, str]] | None = None
+    ) -> Iterable[bytes]:
+        body = (response.body or "").encode("utf-8")
+        headers = [(name, value) for name, values in response.headers.items() for value in values]
+        names = {name.lower() for name, _ in headers}
+        headers += [(k, v) for k, v in (extra or []) if k.lower() not in names]
+        headers.append(("Content-Length", str(len(body))))
+        start_response(f"{response.status} {_REASONS.get(response.status, 'Status')}", headers)
+        return [body]
+
+
+_REASONS = {200: "OK", 302: "Found", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+            405: "Method Not Allowed", 413: "Payload Too Large", 500: "Internal Server Error",
+            503: "Service Unavailable"}
+
+
+def _headers(environ: dict) -> dict[str, str]:
+    headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items() if key.startswith("HTTP_")}
+    if environ.get("CONTENT_TYPE"):
+        headers["content-type"] = environ["CONTENT_TYPE"]
+    if environ.get("CONTENT_LENGTH"):
+        headers["content-length"] = environ["CONTENT_LENGTH"]
+    return headers
+
+
+def create_wsgi_app(app: SlackApp) -> WebApp:
+    return WebApp(app)
