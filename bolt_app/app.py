@@ -93,7 +93,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> SlackApp:
             authorize=StoreAuthorize(tokens=tokens, cache=cache, user_tokens_enabled=bool(settings.user_scopes)),
             installation_store=installation_store,
             oauth_flow=AppOAuthFlow(client=client, settings=oauth_settings),
-            request_verification_enabled=settings.signing_secret is not None,
+            # The WSGI layer verifies signatures on the raw bytes before Bolt parses anything.
+            request_verification_enabled=False,
         )
         app.enable_token_revocation_listeners()
     else:
@@ -102,7 +103,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> SlackApp:
             signing_secret=settings.signing_secret,
             client=client,
             token=settings.bot_token,
-            request_verification_enabled=settings.signing_secret is not None,
+            request_verification_enabled=False,
         )
 
     app.settings = settings

@@ -7,8 +7,11 @@ bodies are refused before they are read, undecodable ones are answered 400.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
+import time
 from typing import Any, Callable, Iterable
 from urllib.parse import urlparse
 
@@ -20,6 +23,7 @@ from bolt_app.app import SlackApp
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
+SIGNATURE_WINDOW_SECONDS = 5 * 60
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
 
@@ -53,6 +57,7 @@ class WebApp:
         self.install_path = flow.install_path if flow else None
         self.redirect_path = flow.redirect_uri_path if flow else None
         self.page_headers = _page_security_headers(app.settings.authorize_url)
+        self.signing_secret = app.settings.signing_secret.encode() if app.settings.signing_secret else None
         # Set by the Socket Mode runner so /healthz can report the socket too.
         self.socket_state: Callable[[], str] | None = None
 
@@ -81,12 +86,24 @@ class WebApp:
         body = self._read_body(environ)
         if body is None:
             return self._plain(start_response, 413, "Request body too large")
+        if self.signing_secret is not None and not verify_signature(
+            self.signing_secret,
+            body,
+            environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP"),
+            environ.get("HTTP_X_SLACK_SIGNATURE"),
+        ):
+            # Checked on the raw bytes before anything is parsed: unsigned input never reaches Bolt.
+            logger.info("Refused a request with a missing, invalid or stale Slack signature")
+            return self._plain(start_response, 401, "Invalid request signature")
         try:
             text = body.decode("utf-8")
             request = BoltRequest(body=text, query=environ.get("QUERY_STRING", ""), headers=_headers(environ))
         except (UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError) as error:
             # Bolt parses the body before verifying the signature; a body it cannot parse is bad input.
             logger.info("Malformed request body refused: %s", type(error).__name__)
+            return self._plain(start_response, 400, "Malformed request body")
+        if not isinstance(request.body, dict) or not request.body:
+            logger.info("Request body with no Slack payload refused")
             return self._plain(start_response, 400, "Malformed request body")
         return self._respond(start_response, self.app.dispatch(request))
 
@@ -155,6 +172,22 @@ class WebApp:
 _REASONS = {200: "OK", 302: "Found", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
             405: "Method Not Allowed", 413: "Payload Too Large", 500: "Internal Server Error",
             503: "Service Unavailable"}
+
+
+def verify_signature(secret: bytes, body: bytes, timestamp: str | None, signature: str | None,
+                     now: float | None = None) -> bool:
+    """Slack's v0 signature over the raw body, with a five-minute window against replays."""
+    if not timestamp or not signature:
+        return False
+    try:
+        sent_at = int(timestamp)
+    except ValueError:
+        return False
+    if abs((now if now is not None else time.time()) - sent_at) > SIGNATURE_WINDOW_SECONDS:
+        return False
+    base = b"v0:" + timestamp.encode() + b":" + body
+    expected = "v0=" + hmac.new(secret, base, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, signature)
 
 
 def _headers(environ: dict) -> dict[str, str]:

@@ -1,0 +1,114 @@
+"""Settings: every problem named in one message, secrets never echoed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from bolt_app.settings import SettingsError, load_settings
+from tests.support import PROJECT_ROOT
+
+GOOD = {
+    "SLACK_CLIENT_ID": "123.456",
+    "SLACK_CLIENT_SECRET": "very-secret-client-value",
+    "SLACK_SIGNING_SECRET": "very-secret-signing-value",
+}
+
+
+def problems(env: dict[str, str], purpose: str = "serve") -> list[str]:
+    with pytest.raises(SettingsError) as info:
+        load_settings(env, purpose=purpose)  # type: ignore[arg-type]
+    return info.value.problems
+
+
+def test_multi_workspace_defaults_take_scopes_from_manifest() -> None:
+    settings = load_settings(GOOD)
+    assert settings.multi_workspace and not settings.socket_mode
+    assert "chat:write" in settings.scopes and "app_mentions:read" in settings.scopes
+    assert settings.api_url == "https://slack.com/api/"
+    assert settings.authorize_url == "https://slack.com/oauth/v2/authorize"
+    assert settings.database_url.startswith("sqlite:///") and settings.port == 3000
+
+
+def test_explicit_values_are_parsed() -> None:
+    settings = load_settings({**GOOD, "SLACK_SCOPES": "chat:write, commands", "SLACK_USER_SCOPES": "search:read",
+                              "SLACK_API_URL": "http://127.0.0.1:9/api", "PORT": "8080", "WEB_CONCURRENCY": "4",
+                              "LOG_LEVEL": "debug"})
+    assert settings.scopes == ("chat:write", "commands") and settings.user_scopes == ("search:read",)
+    assert settings.api_url == "http://127.0.0.1:9/api/"  # slash added: slack_sdk joins method names onto it
+    assert (settings.port, settings.web_concurrency, settings.log_level) == (8080, 4, "DEBUG")
+
+
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({}, ["No Slack credentials", "SLACK_SIGNING_SECRET is required"]),
+        ({"SLACK_CLIENT_ID": "1.2", "SLACK_SIGNING_SECRET": "x" * 10}, ["SLACK_CLIENT_SECRET is required"]),
+        ({"SLACK_CLIENT_SECRET": "abcdefgh", "SLACK_SIGNING_SECRET": "x" * 10}, ["SLACK_CLIENT_ID is required"]),
+        ({**GOOD, "SLACK_BOT_TOKEN": "xoxb-1-2"}, ["Both multi-workspace"]),
+        ({**GOOD, "PORT": "http"}, ["PORT must be a whole number"]),
+        ({**GOOD, "PORT": "70000"}, ["PORT must be between"]),
+        ({**GOOD, "WEB_CONCURRENCY": "0"}, ["WEB_CONCURRENCY must be between"]),
+        ({**GOOD, "LOG_LEVEL": "chatty"}, ["LOG_LEVEL must be one of"]),
+        ({**GOOD, "SLACK_API_URL": "slack.com/api"}, ["SLACK_API_URL must be an absolute"]),
+        ({**GOOD, "SLACK_AUTHORIZE_URL": "ftp://x/y"}, ["SLACK_AUTHORIZE_URL must be an absolute"]),
+        ({**GOOD, "DATABASE_URL": "oracle://db"}, ["DATABASE_URL must be"]),
+        ({**GOOD, "SLACK_APP_TOKEN": "xoxb-wrong-kind"}, ["SLACK_APP_TOKEN must start with xapp-"]),
+        ({"SLACK_BOT_TOKEN": "not-a-token", "SLACK_SIGNING_SECRET": "abcdefgh"}, ["SLACK_BOT_TOKEN must start"]),
+    ],
+)
+def test_each_problem_is_named(env: dict[str, str], expected: list[str]) -> None:
+    found = problems(env)
+    for text in expected:
+        assert any(text in p for p in found), (text, found)
+
+
+def test_all_problems_reported_together_without_secret_values() -> None:
+    env = {"SLACK_CLIENT_ID": "1.2", "SLACK_BOT_TOKEN": "xoxb-secret-bot-token-value", "PORT": "x",
+           "LOG_LEVEL": "x", "SLACK_APP_TOKEN": "secret-app-token-value"}
+    with pytest.raises(SettingsError) as info:
+        load_settings(env)
+    message = str(info.value)
+    assert len(info.value.problems) >= 5
+    assert "secret-bot-token" not in message and "secret-app-token" not in message
+    assert message.count("\n  - ") == len(info.value.problems)
+
+
+def test_single_workspace_mode() -> None:
+    settings = load_settings({"SLACK_BOT_TOKEN": "xoxb-123-abc", "SLACK_SIGNING_SECRET": "abcdefgh"})
+    assert not settings.multi_workspace and settings.bot_token == "xoxb-123-abc"
+
+
+def test_admin_commands_need_no_slack_credentials() -> None:
+    assert load_settings({}, purpose="admin").database_url.startswith("sqlite")
+
+
+def test_socket_mode_needs_no_signing_secret() -> None:
+    settings = load_settings({"SLACK_BOT_TOKEN": "xoxb-1-a", "SLACK_APP_TOKEN": "xapp-1-a"})
+    assert settings.socket_mode
+
+
+def test_repr_masks_secrets() -> None:
+    settings = load_settings({**GOOD, "DATABASE_URL": "postgresql://u:db-password-value@h/db"})
+    text = repr(settings) + str(settings)
+    for secret in ("very-secret-client-value", "very-secret-signing-value", "db-password-value"):
+        assert secret not in text
+    assert "client_id='123.456'" in text
+    assert "db-password-value" not in settings.database_url_for_display
+
+
+def test_cookie_secure_only_over_https() -> None:
+    assert not load_settings(GOOD).secure_cookies
+    assert load_settings({**GOOD, "PUBLIC_URL": "https://app.example.com"}).secure_cookies
+
+
+def test_main_exits_nonzero_with_one_message(tmp_path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "SLACK_CLIENT_ID": "1.2", "SLACK_CLIENT_SECRET": "hush-hush-secret", "PORT": "x"}
+    result = subprocess.run([sys.executable, str(PROJECT_ROOT / "main.py")], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.count("The app cannot start") == 1
+    assert "SLACK_SIGNING_SECRET" in result.stderr and "PORT" in result.stderr
+    assert "hush-hush-secret" not in result.stderr + result.stdout
