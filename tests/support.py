@@ -126,6 +126,29 @@ def install(
     return InstallResult(browser.get(callback_url), callback_url)
 
 
+def install_direct(app, standin: SlackStandIn, team_id: str, *, user_id: str | None = None,
+                   org_install: bool = False):  # type: ignore[no-untyped-def]
+    """Install without HTTP: consent at the stand-in, then the app's own code exchange and store.
+
+    For tests of the token machinery that need real installations but not the browser round-trip.
+    """
+    from slack_sdk.oauth import AuthorizeUrlGenerator
+
+    settings = app.oauth_flow.settings
+    url = AuthorizeUrlGenerator(
+        client_id=settings.client_id,
+        scopes=settings.scopes,
+        user_scopes=settings.user_scopes,
+        authorization_url=standin.authorize_url,
+        redirect_uri="http://127.0.0.1:9/slack/oauth_redirect",
+    ).generate(state="direct")
+    location = standin.approve(url, team_id=team_id, user_id=user_id, org_install=org_install)
+    installation = app.oauth_flow.run_installation(query_of(location)["code"])
+    assert installation is not None
+    app.installation_store.save(installation)
+    return installation
+
+
 def signed_post(url: str, body: bytes, content_type: str, *, secret: str = SIGNING_SECRET,
                 timestamp: int | None = None, extra: dict | None = None) -> Response:
     headers = signed_headers(secret, body, timestamp=timestamp, content_type=content_type)
