@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import secrets
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -25,6 +27,9 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
+# Per-thread delivery target, so one stand-in can drive several app servers at once.
+_delivery = threading.local()
+
 # No proxies: the app is local and env proxies would only get in the way.
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
 
@@ -40,6 +45,16 @@ def _form_value(value: Any) -> str:
 class _AppClientMixin(_Core):
     def _base_url(self) -> str:
         raise NotImplementedError  # provided by SlackStandIn (needs the bound port)
+
+    @contextlib.contextmanager
+    def delivering_to(self, url: str):  # type: ignore[no-untyped-def]
+        """Deliver this thread's requests to ``url`` instead of ``request_url`` (several app servers)."""
+        previous = getattr(_delivery, "url", None)
+        _delivery.url = url
+        try:
+            yield self
+        finally:
+            _delivery.url = previous
 
     def post_to_app(
         self,
@@ -58,7 +73,7 @@ class _AppClientMixin(_Core):
         defaults (e.g. a bad signature). Never holds the lock while waiting for the app,
         because the app typically calls back into the stand-in.
         """
-        url = self.request_url
+        url = getattr(_delivery, "url", None) or self.request_url
         if not url:
             raise RuntimeError("set request_url (where the app receives events) before posting to the app")
         mime = content_type_for(content_type)

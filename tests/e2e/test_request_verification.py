@@ -13,7 +13,7 @@ def test_bad_signatures_stale_timestamps_and_malformed_bodies(standin, app_serve
     ws = standin.create_workspace()
     assert install(server.url, standin, ws.team_id).response.status == 200
     standin.clear_calls()
-    url = server.events_url()
+    url = server.events_url
     event = {
         "type": "event_callback", "team_id": ws.team_id, "api_app_id": standin.app_id, "event_id": "Ev1",
         "event": {"type": "app_mention", "user": "U1", "text": f"<@{ws.bot_user_id}> hi", "channel": ws.default_channel_id, "ts": "1.1"},
