@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from bolt_app import database
+from bolt_app.settings import mask_url_password
 from bolt_app.standin import SlackStandIn
 from tests.support import (
     CLIENT_ID,
@@ -46,7 +47,7 @@ def _unreachable_reason(backend: str) -> str | None:
             engine.dispose()
             _reachability[backend] = None
         except Exception as error:  # any failure means unreachable
-            _reachability[backend] = f"{backend} not reachable at {database.mask_url_password(SERVER_URLS[backend])}: {type(error).__name__}"
+            _reachability[backend] = f"{backend} not reachable at {mask_url_password(SERVER_URLS[backend])}: {type(error).__name__}"
     return _reachability[backend]
 
 
