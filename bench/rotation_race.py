@@ -24,8 +24,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import sqlalchemy as sa  # noqa: E402
-
 from bolt_app import database  # noqa: E402
 from bolt_app.standin import SlackStandIn  # noqa: E402
 from bolt_app.standin.harness import AppProcess, app_env, install, wait_for  # noqa: E402
@@ -75,17 +73,24 @@ def _expire_in_store(database_url: str) -> None:
     engine.dispose()
 
 
-def _dead_refresh_tokens(database_url: str, standin: SlackStandIn) -> int:
-    engine = database.create_engine(database_url, pool_size=1)
-    with engine.connect() as conn:
-        refresh_tokens = conn.execute(sa.select(tables.bots.c.bot_refresh_token)).scalars().all()
-    engine.dispose()
+def dead_refresh_tokens(installation_store, standin: SlackStandIn, team_ids: list[str]) -> int:  # type: ignore[no-untyped-def]
+    """Workspaces whose stored bot refresh token Slack would no longer accept (read through the
+    store, so encrypted columns are decrypted the way the app reads them)."""
     dead = 0
-    for token in refresh_tokens:
-        info = standin.token_info(token) if token else None
+    for team_id in team_ids:
+        bot = installation_store.find_bot(enterprise_id=None, team_id=team_id)
+        info = standin.token_info(bot.bot_refresh_token) if bot and bot.bot_refresh_token else None
         if info is None or not info.get("alive", False):
             dead += 1
     return dead
+
+
+def app_store(standin: SlackStandIn, database_url: str):  # type: ignore[no-untyped-def]
+    """The app's installation store on that database, configured as the servers are."""
+    from bolt_app.app import create_app
+    from bolt_app.settings import load_settings
+
+    return create_app(load_settings(app_env(standin, database_url))).installation_store
 
 
 def run_rotation_race(
@@ -154,7 +159,9 @@ def run_rotation_race(
                 result.refresh_calls_failed += sum(1 for c in refreshes if not c.ok)
                 result.ideal_refresh_calls += workspaces
             result.seconds = round(time.time() - started, 2)
-            result.dead_refresh_tokens = _dead_refresh_tokens(database_url, standin)
+            result.dead_refresh_tokens = dead_refresh_tokens(
+                app_store(standin, database_url), standin, [ws.team_id for ws in teams]
+            )
         finally:
             for process in processes:
                 process.stop()

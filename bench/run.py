@@ -1,0 +1,428 @@
+"""Side-by-side benchmark: this app vs stock Bolt vs the bare floor, in ONE run.
+
+All three run under the same gunicorn settings (gthread workers × threads) against the same
+Slack stand-in with simulated Web API latency, on fresh databases of the same kind:
+
+- floor: a bare WSGI app that verifies the Slack signature and answers 200 (bench/apps.py);
+- stock: Bolt as its SQLAlchemy OAuth example configures it (bench/apps.py);
+- app:   this app, started as users start it (`python main.py`).
+
+Workloads: (a) installs through the OAuth flow, (b) a burst of app_mention events across many
+workspaces, (c) /poll commands and vote clicks (this app only; stock has no polls), (d) the
+rotation burst (all tokens due, events for them). Printed: events/s, ack latency p50/p95/p99,
+Slack calls per event by method, database queries per event, ratios to stock and to floor.
+Writes JSON to bench/results/ for history. Runs vary ±20 % on shared machines: compare ratios
+within one run only.
+
+    python bench/run.py                       # defaults finish in a few minutes on 2 cores
+    python bench/run.py --events 1000 --workspaces 50 --targets app,floor
+    python bench/run.py --database postgresql # fresh PostgreSQL databases (TEST_POSTGRES_URL)
+    python bench/run.py --scale               # also the 10 / 10 000 / 100 000 installations check
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import sqlalchemy as sa  # noqa: E402
+
+from bench.apps import create_stock_tables  # noqa: E402
+from bench.loadgen import LoadResult, PreparedRequest, run_load  # noqa: E402
+from bench.rotation_race import app_store, dead_refresh_tokens  # noqa: E402
+from bolt_app import database  # noqa: E402
+from bolt_app.diagnostics import read_query_total  # noqa: E402
+from bolt_app.standin import SlackStandIn  # noqa: E402
+from bolt_app.standin.harness import PROJECT_ROOT, AppProcess, app_env, free_port, install, wait_for  # noqa: E402
+
+TARGETS = ("stock", "app", "floor")
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+SERVER_URLS = {
+    "postgresql": os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"),
+    "mariadb": os.environ.get("TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/"),
+}
+
+
+# ------------------------------------------------------------------ databases and processes
+
+
+def fresh_database(kind: str, workdir: Path, name: str) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{workdir / f'{name}.db'}"
+    db_name = f"bench_{name}_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(SERVER_URLS[kind], isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {db_name}")
+    admin.dispose()
+    return sa.engine.make_url(SERVER_URLS[kind]).set(database=db_name).render_as_string(hide_password=False)
+
+
+def start_target(target: str, standin: SlackStandIn, url: str, workdir: Path, args: argparse.Namespace) -> AppProcess:
+    stats_dir = workdir / f"stats-{target}"
+    stats_dir.mkdir(exist_ok=True)
+    env = {
+        **app_env(standin, url),
+        "WEB_CONCURRENCY": str(args.workers),
+        "WEB_THREADS": str(args.threads),
+        "LOG_LEVEL": "WARNING",
+        "QUERY_STATS_DIR": str(stats_dir),
+    }
+    port = free_port()
+    command = None
+    if target == "app":
+        database.upgrade(database.create_engine(url, pool_size=1))
+    else:
+        if target == "stock":
+            create_stock_tables(url)
+        command = [
+            sys.executable, "-m", "gunicorn", "--chdir", str(PROJECT_ROOT), "-k", "gthread",
+            "-w", str(args.workers), "--threads", str(args.threads), "-b", f"127.0.0.1:{port}",
+            "--log-level", "warning", f"bench.apps:{target}_wsgi",
+        ]
+    process = AppProcess(env=env, workdir=workdir, port=port, command=command)
+    process.stats_dir = stats_dir  # type: ignore[attr-defined]
+    return process.start(timeout=60)
+
+
+def worker_rss_kib(master_pid: int) -> list[int]:
+    """Resident memory of each gunicorn worker (children of the master)."""
+    sizes = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == master_pid:
+                status = (stat.parent / "status").read_text()
+                sizes.append(int(next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1]))
+        except (OSError, StopIteration, ValueError, IndexError):
+            continue
+    return sorted(sizes)
+
+
+def query_total(process: AppProcess) -> int:
+    time.sleep(0.7)  # counts are flushed twice a second
+    return read_query_total(str(process.stats_dir))  # type: ignore[attr-defined]
+
+
+# ------------------------------------------------------------------ workloads
+
+
+def prepared(standin: SlackStandIn, send) -> list[PreparedRequest]:  # type: ignore[no-untyped-def]
+    with standin.capturing_requests() as captured:
+        send()
+    return [PreparedRequest("/slack/events", raw, headers) for raw, headers in captured]
+
+
+def summarize(load: LoadResult, standin: SlackStandIn, queries: int | None, events: int) -> dict:
+    methods = Counter(call.method for call in standin.calls)
+    return {
+        "events": events,
+        "events_per_second": round(load.per_second, 1),
+        "p50_ms": round(load.percentile(50) * 1000, 2),
+        "p95_ms": round(load.percentile(95) * 1000, 2),
+        "p99_ms": round(load.percentile(99) * 1000, 2),
+        "statuses": {str(k): v for k, v in sorted(load.statuses.items())},
+        "slack_calls_per_event": {m: round(n / events, 3) for m, n in sorted(methods.items())},
+        "db_queries_per_event": round(queries / events, 3) if queries is not None else None,
+    }
+
+
+def workload_installs(target: str, process: AppProcess, standin: SlackStandIn, teams: list, concurrency: int) -> dict:
+    standin.clear_calls()
+    before = query_total(process)
+    started = time.time()
+    latencies: list[float] = []
+
+    def one(ws) -> int:  # type: ignore[no-untyped-def]
+        began = time.perf_counter()
+        status = install(process.url, standin, ws.team_id).response.status
+        latencies.append(time.perf_counter() - began)
+        return status
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        statuses = Counter(pool.map(one, teams))
+    seconds = time.time() - started
+    latencies.sort()
+    return {
+        "installs": len(teams),
+        "installs_per_second": round(len(teams) / seconds, 1),
+        "p50_ms": round(latencies[len(latencies) // 2] * 1000, 1),
+        "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000, 1),
+        "statuses": {str(k): v for k, v in statuses.items()},
+        "db_queries_per_install": round((query_total(process) - before) / len(teams), 2),
+        "slack_calls_per_install": {m: round(n / len(teams), 2) for m, n in Counter(c.method for c in standin.calls).items()},
+    }
+
+
+def replies_done(standin: SlackStandIn, expected: int, timeout: float) -> int:
+    def count() -> int:
+        return sum(1 for c in standin.calls_for("chat.postMessage") if c.ok)
+
+    wait_for(lambda: count() >= expected, timeout=timeout, interval=0.2)
+    return count()
+
+
+def workload_mentions(target: str, process: AppProcess, standin: SlackStandIn, teams: list, args) -> dict:  # type: ignore[no-untyped-def]
+    requests = prepared(standin, lambda: [standin.send_mention(teams[i % len(teams)], text=f"bench {i}")
+                                          for i in range(args.events)])
+    # Warm-up: one event per workspace (connection pools, caches), not measured.
+    warm = prepared(standin, lambda: [standin.send_mention(ws, text="warm") for ws in teams])
+    run_load(process.url, warm, args.concurrency, args.loadgen_processes)
+    if target != "floor":
+        replies_done(standin, len(warm), 30)
+    time.sleep(0.5)
+    standin.clear_calls()
+    before = query_total(process) if target != "floor" else None
+    load = run_load(process.url, requests, args.concurrency, args.loadgen_processes)
+    result = {}
+    if target != "floor":
+        acked = load.statuses.get(200, 0)
+        result["replies"] = replies_done(standin, acked, 60)
+    queries = query_total(process) - before if before is not None else None
+    result.update(summarize(load, standin, queries, len(requests)))
+    return result
+
+
+def workload_polls(process: AppProcess, standin: SlackStandIn, teams: list, args) -> dict | None:  # type: ignore[no-untyped-def]
+    """/poll commands, then vote clicks on the posted polls (this app only)."""
+    polls_teams = teams[: min(len(teams), 20)]
+    standin.clear_calls()
+    commands = prepared(standin, lambda: [standin.send_slash_command(ws, "/poll", '"Lunch?" "Pizza" "Sushi" "Tacos"')
+                                          for ws in polls_teams])
+    command_load = run_load(process.url, commands, min(args.concurrency, len(commands)), 1)
+    posted = wait_for(lambda: [c for c in standin.calls_for("chat.postMessage") if c.ok and c.params.get("blocks")]
+                      if len([c for c in standin.calls_for("chat.postMessage") if c.ok]) >= len(polls_teams) else None,
+                      timeout=30)
+    if not posted:
+        return None
+    messages = []
+    for ws in polls_teams:
+        for message in standin.messages(ws.team_id):
+            buttons = [e for b in message.get("blocks") or [] if b.get("type") == "actions"
+                       for e in b.get("elements", []) if e.get("type") == "button"]
+            if buttons:
+                messages.append((ws, message, buttons))
+                break
+    if not messages:
+        return None
+    clicks_per_poll = max(1, args.poll_clicks // len(messages))
+
+    def send_clicks() -> None:
+        for n in range(clicks_per_poll):
+            for ws, message, buttons in messages:
+                button = buttons[n % len(buttons)]
+                user = standin.add_user(ws.team_id)
+                standin.send_interactive(ws, {
+                    "type": "block_actions",
+                    "user": {"id": user},
+                    "channel": {"id": message["channel"]},
+                    "container": {"type": "message", "message_ts": message["ts"], "channel_id": message["channel"]},
+                    "message": message,
+                    "actions": [{"type": "button", "action_id": button["action_id"], "block_id": "b",
+                                 "value": button.get("value", ""), "action_ts": f"{time.time():.6f}"}],
+                })
+
+    clicks = prepared(standin, send_clicks)
+    standin.clear_calls()
+    before = query_total(process)
+    load = run_load(process.url, clicks, args.concurrency, args.loadgen_processes)
+    time.sleep(1.0)
+    queries = query_total(process) - before
+    result = summarize(load, standin, queries, len(clicks))
+    result["command_p99_ms"] = round(command_load.percentile(99) * 1000, 2)
+    return result
+
+
+def workload_rotation(target: str, process: AppProcess, standin: SlackStandIn, url: str, teams: list, args) -> dict:  # type: ignore[no-untyped-def]
+    """All tokens due at once (store and Slack agree), then a burst of events for them."""
+    due = teams[: args.rotation_workspaces]
+    for ws in due:
+        standin.expire_tokens(team_id=ws.team_id)
+    engine = database.create_engine(url, pool_size=1)
+    past = "2000-01-01 00:00:00"
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE slack_bots SET bot_token_expires_at = :past"), {"past": past})
+        conn.execute(sa.text("UPDATE slack_installations SET bot_token_expires_at = :past"), {"past": past})
+    requests = prepared(standin, lambda: [standin.send_mention(due[i % len(due)], text=f"rotate {i}")
+                                          for i in range(args.rotation_events)])
+    standin.clear_calls()
+    load = run_load(process.url, requests, args.concurrency, args.loadgen_processes)
+    acked = load.statuses.get(200, 0)
+    replies = replies_done(standin, acked, 60)
+    refreshes = [c for c in standin.calls_for("oauth.v2.access") if c.params.get("grant_type") == "refresh_token"]
+    engine.dispose()
+    if target == "app":
+        store = app_store(standin, url)
+    else:
+        from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
+
+        store = SQLAlchemyInstallationStore(client_id=standin.client_id,
+                                            engine=sa.create_engine(database.normalize_database_url(url)))
+    dead = dead_refresh_tokens(store, standin, [ws.team_id for ws in due])
+    return {
+        "workspaces": len(due),
+        "events": len(requests),
+        "refresh_calls": len(refreshes),
+        "refresh_calls_failed": sum(1 for c in refreshes if not c.ok),
+        "ideal_refresh_calls": len(due),
+        "failed_events": (len(requests) - acked) + max(0, acked - replies),
+        "answered_200_without_reply": max(0, acked - replies),
+        "dead_refresh_tokens": dead,
+        "statuses": {str(k): v for k, v in sorted(load.statuses.items())},
+    }
+
+
+def workload_memory(process: AppProcess, standin: SlackStandIn, teams: list, args) -> dict:  # type: ignore[no-untyped-def]
+    before = worker_rss_kib(process.process.pid)  # type: ignore[union-attr]
+    sent = 0
+    while sent < args.memory_events:
+        batch = min(2000, args.memory_events - sent)
+        requests = prepared(standin, lambda: [standin.send_mention(teams[(sent + i) % len(teams)], text="mem")
+                                              for i in range(batch)])
+        run_load(process.url, requests, args.concurrency, args.loadgen_processes)
+        standin.clear_calls()
+        sent += batch
+    time.sleep(2)
+    after = worker_rss_kib(process.process.pid)  # type: ignore[union-attr]
+    return {"events": sent, "worker_rss_kib_before": before, "worker_rss_kib_after": after}
+
+
+# ------------------------------------------------------------------ report
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}x" if a and b else "-"
+
+
+def print_report(results: dict, args: argparse.Namespace) -> None:
+    print()
+    print(f"Benchmark: {args.workers} gthread workers x {args.threads} threads, Slack latency {args.latency * 1000:.0f} ms, "
+          f"{args.workspaces} workspaces, {args.events} mentions at concurrency {args.concurrency}, database {args.database}")
+    rows = [("target", "events/s", "p50 ms", "p95 ms", "p99 ms", "db q/event", "slack calls/event", "statuses")]
+    for target in TARGETS:
+        m = results.get(target, {}).get("mentions")
+        if not m:
+            continue
+        calls = ", ".join(f"{k} {v}" for k, v in m["slack_calls_per_event"].items()) or "-"
+        rows.append((target, f"{m['events_per_second']}", f"{m['p50_ms']}", f"{m['p95_ms']}", f"{m['p99_ms']}",
+                     "-" if m["db_queries_per_event"] is None else f"{m['db_queries_per_event']}", calls,
+                     json.dumps(m["statuses"])))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    print("\n(b) mentions")
+    for r in rows:
+        print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)))
+    app, stock, floor = results.get("app", {}).get("mentions"), results.get("stock", {}).get("mentions"), results.get("floor", {}).get("mentions")
+    if app:
+        print("  ratios: app/stock events/s {}   app/floor events/s {}   app p99 / floor p99 {}".format(
+            ratio(app["events_per_second"], (stock or {}).get("events_per_second")),
+            ratio(app["events_per_second"], (floor or {}).get("events_per_second")),
+            ratio(app["p99_ms"], (floor or {}).get("p99_ms"))))
+    print("\n(a) installs")
+    for target in ("stock", "app"):
+        i = results.get(target, {}).get("installs")
+        if i:
+            print(f"  {target:6} {i['installs_per_second']} installs/s, p50 {i['p50_ms']} ms, p99 {i['p99_ms']} ms, "
+                  f"db queries/install {i['db_queries_per_install']}, slack calls/install {i['slack_calls_per_install']}")
+    p = results.get("app", {}).get("polls")
+    print("\n(c) poll votes (button clicks)")
+    if p:
+        f = results.get("floor", {}).get("mentions") or {}
+        print(f"  app    {p['events_per_second']} clicks/s, p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms, "
+              f"db q/click {p['db_queries_per_event']}, slack calls/click {p['slack_calls_per_event']}  "
+              f"(app/floor {ratio(p['events_per_second'], f.get('events_per_second'))}; stock has no polls)")
+    else:
+        print("  skipped (no /poll listener in this build)")
+    print("\n(d) rotation burst")
+    for target in ("stock", "app"):
+        r = results.get(target, {}).get("rotation")
+        if r:
+            print(f"  {target:6} refresh calls {r['refresh_calls']} (ideal {r['ideal_refresh_calls']}, failed "
+                  f"{r['refresh_calls_failed']}), failed events {r['failed_events']} of {r['events']} "
+                  f"(200 without reply {r['answered_200_without_reply']}), dead refresh tokens {r['dead_refresh_tokens']}")
+    mem = results.get("app", {}).get("memory")
+    if mem:
+        print(f"\nmemory: worker RSS KiB before {mem['worker_rss_kib_before']} after {mem['events']} events "
+              f"{mem['worker_rss_kib_after']}")
+    if "scale" in results:
+        from bench.scale import print_scale
+
+        print_scale(results["scale"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--targets", default=",".join(TARGETS))
+    parser.add_argument("--database", choices=("sqlite", "postgresql", "mariadb"), default="sqlite")
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--workspaces", type=int, default=200)
+    parser.add_argument("--events", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--latency", type=float, default=0.05, help="simulated Slack Web API latency (s)")
+    parser.add_argument("--install-concurrency", type=int, default=8)
+    parser.add_argument("--poll-clicks", type=int, default=1000)
+    parser.add_argument("--rotation-workspaces", type=int, default=20)
+    parser.add_argument("--rotation-events", type=int, default=400)
+    parser.add_argument("--memory-events", type=int, default=0, help="e.g. 20000: RSS before/after that many events")
+    parser.add_argument("--loadgen-processes", type=int, default=2)
+    parser.add_argument("--scale", action="store_true", help="also run the installation-count scale check (PostgreSQL)")
+    parser.add_argument("--scale-sizes", default="10,10000,100000")
+    parser.add_argument("--json", type=Path, default=None, help="default: bench/results/<time>.json")
+    args = parser.parse_args()
+    targets = [t for t in args.targets.split(",") if t]
+
+    results: dict = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp, SlackStandIn(
+        client_id="5555.6666", client_secret="bench-client-secret", signing_secret="bench-signing-secret"
+    ) as standin:
+        workdir = Path(tmp)
+        teams = [standin.create_workspace(name=f"Bench {n}") for n in range(args.workspaces)]
+        for target in targets:
+            print(f"== {target}", flush=True)
+            standin.latency_seconds = 0.0
+            url = fresh_database(args.database, workdir, target)
+            process = start_target(target, standin, url, workdir, args)
+            target_results: dict = {}
+            try:
+                if target != "floor":
+                    standin.latency_seconds = args.latency
+                    target_results["installs"] = workload_installs(target, process, standin, teams, args.install_concurrency)
+                elif any(ws.bot_user_id is None for ws in teams):
+                    raise SystemExit("the floor replays events of installed workspaces: list stock or app before it")
+                standin.latency_seconds = args.latency
+                target_results["mentions"] = workload_mentions(target, process, standin, teams, args)
+                if target == "app":
+                    polls = workload_polls(process, standin, teams, args)
+                    if polls:
+                        target_results["polls"] = polls
+                if target != "floor":
+                    target_results["rotation"] = workload_rotation(target, process, standin, url, teams, args)
+                if target == "app" and args.memory_events:
+                    target_results["memory"] = workload_memory(process, standin, teams, args)
+            finally:
+                process.stop()
+            results[target] = target_results
+            print(json.dumps(target_results.get("mentions", {}), indent=None), flush=True)
+    if args.scale:
+        from bench.scale import run_scale
+
+        results["scale"] = run_scale([int(s) for s in args.scale_sizes.split(",")])
+    print_report(results, args)
+    out = args.json or RESULTS_DIR / f"{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"\nJSON written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

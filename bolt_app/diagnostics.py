@@ -1,0 +1,43 @@
+"""Opt-in diagnostics for benchmarks: count database round-trips per process.
+
+Enabled by QUERY_STATS_DIR; each process writes `queries-<pid>.json` there about twice a second
+while counts change, so a benchmark can read totals without stopping the server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+
+def count_queries(engine: Engine, directory: str) -> None:
+    counts = {"queries": 0}
+    lock = threading.Lock()
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def _count(*_args, **_kwargs):  # type: ignore[no-untyped-def]
+        with lock:
+            counts["queries"] += 1
+
+    path = Path(directory) / f"queries-{os.getpid()}.json"
+
+    def dump_loop() -> None:
+        written = -1
+        while True:
+            threading.Event().wait(0.5)
+            with lock:
+                current = counts["queries"]
+            if current != written:
+                path.write_text(json.dumps({"pid": os.getpid(), "queries": current}))
+                written = current
+
+    threading.Thread(target=dump_loop, name="query-stats", daemon=True).start()
+
+
+def read_query_total(directory: str) -> int:
+    return sum(json.loads(p.read_text())["queries"] for p in Path(directory).glob("queries-*.json"))
