@@ -3,7 +3,13 @@ asks it to retry (rate limits with Retry-After, 5xx, dropped connections)."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+import http.client
+import io
+import threading
+from typing import Any, Callable, Dict, Optional
+from urllib.error import HTTPError
+from urllib.parse import urlsplit
+from urllib.request import Request
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -23,6 +29,24 @@ def retry_handlers() -> list:
         ServerErrorRetryHandler(max_retry_count=2),
         ConnectionErrorRetryHandler(max_retry_count=2),
     ]
+
+
+_RETRYABLE_ON_REUSED = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+
+
+class _ConnectionPool(threading.local):
+    """Keep-alive connections per thread and origin.
+
+    slack_sdk's urllib transport opens a new TCP (and TLS) connection for every call; at
+    thousands of calls a minute the handshakes dominate. Each thread keeps its connections, so
+    no locking is needed and a connection is never shared by two requests at once.
+    """
+
+    def __init__(self) -> None:
+        self.connections: dict[tuple[str, str, int], http.client.HTTPConnection] = {}
+
+
+_pool = _ConnectionPool()
 
 
 class TokenRefreshingWebClient(WebClient):
@@ -56,6 +80,53 @@ class TokenRefreshingWebClient(WebClient):
         )
         client.token_refresher = token_refresher
         return client
+
+    def _perform_urllib_http_request_internal(self, url: str, req: Request) -> Dict[str, Any]:
+        """Send over a pooled keep-alive connection; same results and errors as slack_sdk's urllib path.
+
+        Non-2xx answers raise HTTPError exactly as urlopen does, so slack_sdk's retry handlers
+        (429 Retry-After, 5xx, connection errors) work unchanged.
+        """
+        parts = urlsplit(url)
+        if self.proxy is not None or parts.scheme not in ("http", "https"):
+            return super()._perform_urllib_http_request_internal(url, req)
+        key = (parts.scheme, parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        headers = dict(req.header_items())
+        for attempt in range(2):
+            conn = _pool.connections.get(key)
+            reused = conn is not None
+            if conn is None:
+                if parts.scheme == "https":
+                    conn = http.client.HTTPSConnection(key[1], key[2], timeout=self.timeout, context=self.ssl)
+                else:
+                    conn = http.client.HTTPConnection(key[1], key[2], timeout=self.timeout)
+                _pool.connections[key] = conn
+            try:
+                conn.request(req.get_method(), path, body=req.data, headers=headers)
+                resp = conn.getresponse()
+                body = resp.read()
+            except _RETRYABLE_ON_REUSED:
+                # The server closed an idle kept-alive connection before reading this request.
+                conn.close()
+                _pool.connections.pop(key, None)
+                if reused and attempt == 0:
+                    continue
+                raise
+            except Exception:
+                conn.close()
+                _pool.connections.pop(key, None)
+                raise
+            if resp.will_close:
+                conn.close()
+                _pool.connections.pop(key, None)
+            if resp.status >= 400:
+                raise HTTPError(url, resp.status, resp.reason, resp.headers, io.BytesIO(body))
+            charset = resp.headers.get_content_charset() or "utf-8"
+            if resp.headers.get_content_type() == "application/gzip":
+                return {"status": resp.status, "headers": resp.headers, "body": body}
+            return {"status": resp.status, "headers": resp.headers, "body": body.decode(charset)}
+        raise AssertionError("unreachable")
 
     def api_call(self, api_method: str, **kwargs: Any) -> SlackResponse:  # type: ignore[override]
         try:
