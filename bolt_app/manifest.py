@@ -40,6 +40,13 @@ def app_description(manifest: dict[str, Any] | None = None) -> str | None:
     return (manifest.get("display_information") or {}).get("description")
 
 
+def slash_commands(manifest: dict[str, Any] | None = None) -> list[tuple[str, str]]:
+    """(command, description) for each slash command declared in the manifest, in order."""
+    manifest = manifest if manifest is not None else load_manifest()
+    commands = (manifest.get("features") or {}).get("slash_commands") or []
+    return [(str(c["command"]), str(c.get("description") or "")) for c in commands if c.get("command")]
+
+
 def manifest_json(manifest: dict[str, Any] | None = None, *, socket_mode: bool | None = None) -> str:
     """The manifest as JSON (what the Slack CLI and the app-config API take).
 

@@ -2,7 +2,8 @@
 
 Changes against the stock flow:
 - the state cookie is HttpOnly, SameSite=Lax, and Secure only when the app is served over https
-  (stock always sets Secure and no SameSite);
+  (stock always sets Secure and no SameSite); one cookie per install in flight, so two tabs can
+  install two workspaces at once, and a reloaded callback is told apart ("already_used");
 - a missing state is told apart from a state opened in another browser;
 - any storage failure (not only BoltError) becomes the "storage_error" page with 503, never a 500
   with a traceback, and the transaction leaves nothing half-written;
@@ -12,6 +13,8 @@ Changes against the stock flow:
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 from typing import Optional
 
@@ -37,6 +40,14 @@ STATUS_BY_REASON = {"storage_error": 503, "missing_state": 400}
 
 
 class StateCookie(OAuthStateUtils):
+    """One cookie per install in flight (``<cookie_name>-<hash of state>``), so installs started in
+    two tabs of one browser do not overwrite each other's state, and finishing or cancelling one
+    leaves the others alone. A finished install leaves its cookie marked "used" until it expires,
+    so reloading the callback says "already used" instead of "use the same browser".
+    Cookies set under the plain ``cookie_name`` (before this scheme) are still accepted."""
+
+    USED = "used"
+
     def __init__(self, *, cookie_name: str, expiration_seconds: int, secure: bool):
         super().__init__(cookie_name=cookie_name, expiration_seconds=expiration_seconds)
         self.secure = secure
@@ -44,14 +55,45 @@ class StateCookie(OAuthStateUtils):
     def _flags(self) -> str:
         return "; Secure" if self.secure else ""
 
-    def build_set_cookie_for_new_state(self, state: str) -> str:
-        return f"{self.cookie_name}={state}; HttpOnly; SameSite=Lax; Path=/; Max-Age={self.expiration_seconds}{self._flags()}"
+    def name_for(self, state: str) -> str:
+        return f"{self.cookie_name}-{hashlib.sha256(state.encode()).hexdigest()[:16]}"
 
-    def build_set_cookie_for_deletion(self) -> str:
+    def _cookies(self, request_headers: dict) -> dict[str, str]:
+        headers = request_headers.get("cookie") if request_headers else None
+        found: dict[str, str] = {}
+        for header in [headers] if isinstance(headers, str) else (headers or []):
+            for pair in header.split(";"):
+                name, _, value = pair.strip().partition("=")
+                found.setdefault(name, value.strip().strip("\"'"))
+        return found
+
+    def _set(self, state: str, value: str) -> str:
         return (
-            f"{self.cookie_name}=deleted; HttpOnly; SameSite=Lax; Path=/; "
-            f"Expires=Thu, 01 Jan 1970 00:00:00 GMT{self._flags()}"
+            f"{self.name_for(state)}={value}; HttpOnly; SameSite=Lax; Path=/; "
+            f"Max-Age={self.expiration_seconds}{self._flags()}"
         )
+
+    def build_set_cookie_for_new_state(self, state: str) -> str:
+        return self._set(state, state)
+
+    def build_set_cookie_for_used(self, state: str) -> str:
+        return self._set(state, self.USED)
+
+    def build_set_cookie_for_deletion(self, state: Optional[str] = None) -> str:
+        name = self.name_for(state) if state else self.cookie_name
+        return f"{name}=deleted; HttpOnly; SameSite=Lax; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT{self._flags()}"
+
+    def is_valid_browser(self, state: Optional[str], request_headers: dict) -> bool:
+        if not state:
+            return False
+        cookies = self._cookies(request_headers)
+        return hmac.compare_digest(cookies.get(self.name_for(state), ""), state) or super().is_valid_browser(
+            state, request_headers
+        )
+
+    def was_used(self, state: str, request_headers: dict) -> bool:
+        """This browser already finished the install that this state belongs to."""
+        return self._cookies(request_headers).get(self.name_for(state)) == self.USED
 
 
 class AppOAuthFlow(OAuthFlow):
@@ -64,6 +106,7 @@ class AppOAuthFlow(OAuthFlow):
             authorize_url=url,
             bot_scopes=list(self.settings.scopes or []),
             user_scopes=list(self.settings.user_scopes or []),
+            icon_data_url=pages.app_icon_data_url(),
         )
 
     def handle_callback(self, request: BoltRequest) -> BoltResponse:
@@ -74,6 +117,19 @@ class AppOAuthFlow(OAuthFlow):
                     request=request,
                     reason="missing_state",
                     suggested_status_code=400,
+                    settings=self.settings,
+                    default=self.default_callback_options,
+                )
+            )
+        state = request.query.get("state", [None])[0]
+        utils = self.settings.state_utils
+        if not has_error and state and isinstance(utils, StateCookie) and utils.was_used(state, request.headers):
+            # A reload of the success page: say so, rather than "finish in the same browser".
+            return self.failure_handler(
+                FailureArgs(
+                    request=request,
+                    reason="already_used",
+                    suggested_status_code=401,
                     settings=self.settings,
                     default=self.default_callback_options,
                 )
@@ -114,12 +170,13 @@ def _success(args: SuccessArgs) -> BoltResponse:
         is_enterprise_install=bool(i.is_enterprise_install),
         app_id=i.app_id,
         open_slack_url=open_slack_url,
+        slash_commands=manifest.slash_commands(),
     )
     logger.info("Installed into enterprise_id=%s team_id=%s", i.enterprise_id, i.team_id)
     return BoltResponse(
         status=200,
         body=html,
-        headers={"Content-Type": HTML, "Set-Cookie": flow_settings.state_utils.build_set_cookie_for_deletion()},
+        headers={"Content-Type": HTML, **_state_cookie_header(args.request, flow_settings.state_utils, used=True)},
     )
 
 
@@ -128,11 +185,21 @@ def _failure(args: FailureArgs) -> BoltResponse:
     status = STATUS_BY_REASON.get(reason, args.suggested_status_code)
     logger.info("Installation failed: %s (status %s)", reason[:100], status)
     html = pages.render_failure_page(app_name=manifest.app_name(), reason=reason, retry_url=args.settings.install_path)
-    return BoltResponse(
-        status=status,
-        body=html,
-        headers={"Content-Type": HTML, "Set-Cookie": args.settings.state_utils.build_set_cookie_for_deletion()},
-    )
+    headers = {"Content-Type": HTML}
+    if reason != "already_used":  # keep the "used" mark, so a second reload says the same
+        headers.update(_state_cookie_header(args.request, args.settings.state_utils, used=False))
+    return BoltResponse(status=status, body=html, headers=headers)
+
+
+def _state_cookie_header(request: BoltRequest, utils: OAuthStateUtils, *, used: bool) -> dict[str, str]:
+    """The callback's cookie: this install's state is marked used (success) or removed (failure)."""
+    state = request.query.get("state", [None])[0]
+    if not isinstance(utils, StateCookie):
+        return {"Set-Cookie": utils.build_set_cookie_for_deletion()}
+    if not state:
+        return {}
+    cookie = utils.build_set_cookie_for_used(state) if used else utils.build_set_cookie_for_deletion(state)
+    return {"Set-Cookie": cookie}
 
 
 CALLBACK_OPTIONS = CallbackOptions(success=_success, failure=_failure)

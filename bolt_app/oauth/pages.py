@@ -9,21 +9,52 @@ callers can pass raw strings straight from Slack or the request.
 
 from __future__ import annotations
 
+import base64
 import html
 from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
 from string import Template
 from urllib.parse import urlsplit
 
 from bolt_app.oauth.scope_descriptions import describe_scopes, describe_user_scopes
 
 __all__ = [
+    "APP_ICON_PATH",
     "FAILURE_REASONS",
     "GENERIC_FAILURE",
+    "app_icon_data_url",
     "failure_title",
     "render_failure_page",
     "render_install_page",
     "render_success_page",
 ]
+
+# The app icon (see assets/make_app_icon.py). The same 512 px PNG is the one to
+# upload to Slack's app settings, so the install page and Slack look alike.
+APP_ICON_PATH = Path(__file__).resolve().parents[2] / "assets" / "app-icon.png"
+
+_ICON_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml"}
+# Inlined into every install page: refuse anything big enough to slow it down.
+_MAX_ICON_BYTES = 64 * 1024
+
+
+@lru_cache(maxsize=4)
+def app_icon_data_url(path: Path = APP_ICON_PATH) -> str | None:
+    """The icon as a ``data:`` URL (the CSP allows no other image source).
+
+    None when the file is missing, of an unknown type or too big: the page
+    then simply has no icon rather than failing.
+    """
+    kind = _ICON_TYPES.get(path.suffix.lower())
+    try:
+        data = path.read_bytes() if kind else b""
+    except OSError:
+        return None
+    if not data or len(data) > _MAX_ICON_BYTES:
+        return None
+    return f"data:{kind};base64,{base64.b64encode(data).decode('ascii')}"
+
 
 # --------------------------------------------------------------------------
 # Failure reasons
@@ -58,6 +89,13 @@ FAILURE_REASONS: dict[str, tuple[str, str]] = {
         "This install link has expired",
         "Install links are valid for 10 minutes and work only once. This one "
         "has expired or was already used. Start again to get a fresh link.",
+    ),
+    "already_used": (
+        "This install link was already used",
+        "Each install link works only once, and this one has been used "
+        "already, so nothing more was done. If you just installed the app, "
+        "it is in your workspace and you're all set. To install it again, "
+        "or into another workspace, start again.",
     ),
     "missing_state": (
         "This install link is incomplete",
@@ -120,6 +158,8 @@ GENERIC_FAILURE: tuple[str, str] = (
 
 # Reason codes may come straight from a query string; cap what we echo back.
 _MAX_REASON_CHARS = 100
+# The success page suggests at most this many slash commands.
+_MAX_COMMANDS_SHOWN = 3
 
 
 def _lookup_reason(reason: str) -> tuple[str, str]:
@@ -195,6 +235,10 @@ p { margin: 0 0 16px; }
 }
 .steps { margin: 0; padding-left: 1.5rem; }
 .steps li { margin: 0 0 12px; padding-left: 4px; }
+.steps .commands { margin: 8px 0 0; padding-left: 1.25rem; list-style: disc; }
+.steps .commands li { margin: 0 0 4px; padding-left: 0; }
+/* A command moves to the next line whole rather than breaking in the middle. */
+.steps code { display: inline-block; max-width: 100%; }
 .actions { margin: 32px 0 16px; }
 .button {
   display: flex; align-items: center; justify-content: center;
@@ -355,8 +399,13 @@ def render_success_page(
     is_enterprise_install: bool,
     app_id: str | None,
     open_slack_url: str | None,
+    slash_commands: Sequence[tuple[str, str]] = (),
 ) -> str:
     """Confirmation page with an "Open Slack" button and next steps.
+
+    ``slash_commands`` are (command, description) pairs from the manifest; the
+    first few become a "try a command" step, so the page never suggests a
+    command the app does not have.
 
     Raises ValueError if ``open_slack_url`` is given but not a safe link.
     """
@@ -390,16 +439,23 @@ def render_success_page(
             f"an org admin may need to add {name} to each workspace before people "
             "can use it there.</p>\n"
         )
-    parts.append(
-        '<ol class="steps">\n'
+    steps = [
         f"<li><strong>Invite it to a channel.</strong> In the channel, type "
-        f"<code>/invite @{name}</code>.</li>\n"
+        f"<code>/invite @{name}</code>.</li>\n",
         f"<li><strong>Say hello.</strong> Mention <code>@{name}</code> in a "
-        "message to get its attention.</li>\n"
-        "<li><strong>Run your first poll.</strong> Type <code>/poll</code> in "
-        "any channel to get started.</li>\n"
-        "</ol>\n"
-    )
+        "message and it will answer in the thread.</li>\n",
+    ]
+    commands = [(c.strip(), (d or "").strip()) for c, d in slash_commands if c and c.strip()]
+    if commands:
+        tries = "".join(
+            f"<li><code>{_e(command)}</code>{(' &ndash; ' + _e(about)) if about else ''}</li>\n"
+            for command, about in commands[:_MAX_COMMANDS_SHOWN]
+        )
+        steps.append(
+            "<li><strong>Try a command.</strong> Type it in any channel:\n"
+            f'<ul class="commands">\n{tries}</ul>\n</li>\n'
+        )
+    parts.append('<ol class="steps">\n' + "".join(steps) + "</ol>\n")
 
     # IDs help support find the installation; shown small, only if known.
     ids: list[str] = []

@@ -13,26 +13,40 @@ from .models import Workspace
 NEW_WORKSPACE = "__new__"
 
 _CSS = """
-:root { color-scheme: light dark; --accent: #4a154b; }
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; line-height: 1.5;
-       background: Canvas; color: CanvasText; }
-main { max-width: 36rem; margin: 2rem auto; padding: 1.5rem; border: 1px solid #8884; border-radius: .5rem; }
-h1 { font-size: 1.4rem; margin-top: 0; }
-h2 { font-size: 1.1rem; }
-code { font-family: ui-monospace, monospace; }
-.note { font-size: .9rem; opacity: .8; }
-.field { margin: 1rem 0; }
-label { display: block; font-weight: 600; }
+:root { color-scheme: light; --text: #1d1c1d; --muted: #5e5d60; --line: #dddddd; --accent: #007a5a;
+        --accent-hover: #006c50; --focus: #1264a3; }
+*, *::before, *::after { box-sizing: border-box; }
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0; line-height: 1.5;
+       padding: 2rem 1rem; background: #f4f4f5; color: var(--text); }
+main { max-width: 36rem; margin: 0 auto; padding: 2rem; background: #ffffff; border: 1px solid var(--line);
+       border-radius: .75rem; box-shadow: 0 1px 3px rgba(0, 0, 0, .08); }
+h1 { font-size: 1.5rem; line-height: 1.25; margin: 0 0 .5rem; overflow-wrap: anywhere; }
+h2 { font-size: 1.125rem; margin: 1.5rem 0 .5rem; }
+h3 { font-size: 1rem; margin: 1rem 0 .25rem; }
+ul { margin: 0; padding-left: 1.25rem; }
+code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .9em;
+       overflow-wrap: anywhere; }
+.note { font-size: .9rem; color: var(--muted); margin: 0 0 1rem; }
+.field { margin: 1.25rem 0; }
+.field .note { margin: .25rem 0 0; }
+label { display: block; font-weight: 600; margin-bottom: .25rem; }
 .check label { display: inline; font-weight: 400; }
-input[type=text], select { width: 100%; box-sizing: border-box; padding: .4rem; font-size: 1rem; }
-.actions { display: flex; gap: .75rem; margin-top: 1.5rem; }
-button { font-size: 1rem; padding: .5rem 1.25rem; border-radius: .3rem; border: 1px solid var(--accent);
-         cursor: pointer; }
-button.allow { background: var(--accent); color: #fff; }
-button.cancel { background: transparent; color: inherit; }
-button:focus-visible, input:focus-visible, select:focus-visible { outline: 3px solid #1d9bd1; outline-offset: 2px; }
+input[type=text], select { width: 100%; padding: .5rem; font: inherit; color: var(--text); background: #ffffff;
+       border: 1px solid #8d8d8d; border-radius: .375rem; }
+.actions { display: flex; flex-wrap: wrap; gap: .75rem; margin-top: 1.75rem; }
+button { font: inherit; font-weight: 700; padding: .625rem 1.5rem; border-radius: .375rem; cursor: pointer;
+         border: 1px solid var(--accent); min-height: 2.75rem; }
+button.allow { background: var(--accent); color: #ffffff; }
+button.allow:hover { background: var(--accent-hover); }
+button.cancel { background: #ffffff; color: var(--text); border-color: #8d8d8d; }
+button:focus-visible, input:focus-visible, select:focus-visible { outline: 3px solid var(--focus); outline-offset: 2px; }
 table { border-collapse: collapse; width: 100%; }
-th, td { text-align: left; padding: .25rem .5rem; border-bottom: 1px solid #8884; }
+th, td { text-align: left; padding: .25rem .5rem; border-bottom: 1px solid var(--line); }
+@media (max-width: 480px) {
+  body { padding: 1rem .75rem; }
+  main { padding: 1.25rem 1rem; }
+  .actions button { flex: 1 1 auto; }
+}
 """
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import html
 import re
+import struct
 from html.parser import HTMLParser
 
 import pytest
@@ -115,6 +117,7 @@ def success_page(**overrides) -> str:
         is_enterprise_install=False,
         app_id="A456",
         open_slack_url=OPEN_SLACK_URL,
+        slash_commands=[("/poll", "Start a poll <now>")],
     )
     kwargs.update(overrides)
     return render_success_page(**kwargs)
@@ -228,6 +231,26 @@ def test_palette_meets_contrast_requirements() -> None:
 # --------------------------------------------------------------------------
 
 
+def test_app_icon_is_a_small_png_data_url() -> None:
+    url = pages.app_icon_data_url()
+    assert url is not None and url.startswith("data:image/png;base64,")
+    raw = base64.b64decode(url.split(",", 1)[1])
+    assert raw.startswith(b"\x89PNG\r\n\x1a\n")
+    width, height = struct.unpack(">II", raw[16:24])
+    assert width == height >= 512  # square and big enough for Slack's app settings too
+    assert len(raw) < 32 * 1024
+
+
+def test_app_icon_missing_or_unsuitable_means_no_icon(tmp_path) -> None:
+    assert pages.app_icon_data_url(tmp_path / "nope.png") is None
+    (tmp_path / "icon.gif").write_bytes(b"GIF89a")
+    assert pages.app_icon_data_url(tmp_path / "icon.gif") is None
+    (tmp_path / "huge.png").write_bytes(b"\x89PNG" + b"0" * 100_000)
+    assert pages.app_icon_data_url(tmp_path / "huge.png") is None
+    (tmp_path / "icon.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
+    assert pages.app_icon_data_url(tmp_path / "icon.svg").startswith("data:image/svg+xml;base64,")
+
+
 def test_install_page_button_and_capabilities() -> None:
     document = install_page()
     parsed = parse(document)
@@ -292,6 +315,16 @@ def test_success_page_for_workspace() -> None:
     assert "Next steps" in document
     assert "/invite" in document and "/poll" in document
     assert "T123" in document and "A456" in document
+    assert "Start a poll &lt;now&gt;" in document
+
+
+def test_success_page_suggests_only_the_manifest_commands() -> None:
+    assert "Try a command" not in success_page(slash_commands=())
+    many = [(f"/c{i}", "") for i in range(6)] + [("  ", "blank is ignored")]
+    document = success_page(slash_commands=many)
+    assert "<code>/c2</code>" in document and "/c3" not in document
+    assert "blank is ignored" not in document
+    assert parse(document).errors == []
 
 
 def test_success_page_for_org_wide_install() -> None:
@@ -318,6 +351,7 @@ def test_success_page_without_names_or_link() -> None:
 
 REQUIRED_REASONS = [
     "access_denied",
+    "already_used",
     "invalid_browser",
     "invalid_state",
     "missing_state",
