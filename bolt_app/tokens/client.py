@@ -3,6 +3,7 @@ asks it to retry (rate limits with Retry-After, 5xx, dropped connections)."""
 
 from __future__ import annotations
 
+import copy
 import http.client
 import io
 import threading
@@ -67,17 +68,16 @@ class TokenRefreshingWebClient(WebClient):
         team_id: str | None = None,
         token_refresher: TokenRefresher | None = None,
     ) -> "TokenRefreshingWebClient":
-        client = cls(
-            token=token,
-            base_url=template.base_url,
-            timeout=template.timeout,
-            ssl=template.ssl,
-            proxy=template.proxy,
-            headers=template.headers,
-            team_id=team_id,
-            logger=template.logger,
-            retry_handlers=list(template.retry_handlers) if template.retry_handlers is not None else None,
-        )
+        # A shallow copy of the configured template instead of a new WebClient: the constructor
+        # re-reads proxy variables from the environment and rebuilds the user agent on every
+        # request. Everything per-request (token, team, refresher, params) is set afresh.
+        client = copy.copy(template)
+        client.__class__ = cls
+        client.token = token
+        client.default_params = {k: v for k, v in template.default_params.items() if k != "team_id"}
+        if team_id is not None:
+            client.default_params["team_id"] = team_id
+        client.retry_handlers = list(template.retry_handlers) if template.retry_handlers is not None else []
         client.token_refresher = token_refresher
         return client
 
