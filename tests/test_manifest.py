@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+import re
+from collections import defaultdict
 from pathlib import Path
 
 import jsonschema
@@ -63,3 +66,70 @@ def test_manifest_has_what_the_foundation_needs() -> None:
     assert manifest["oauth_config"]["redirect_urls"][0].endswith("/slack/oauth_redirect")
     bot, _ = manifest_scopes(manifest)
     assert {"app_mentions:read", "chat:write"} <= set(bot)
+
+
+# ----------------------------------------------------------------------------- manifest ↔ listeners
+
+# Scopes each Web API method the listeners and features call needs (None: no scope). A call not
+# listed here fails the test below: declare its scope here and in manifest.yml.
+METHOD_SCOPES = {
+    "chat_postMessage": "chat:write",
+    "chat_update": "chat:write",
+    "chat_postEphemeral": "chat:write",
+    "views_open": None,
+    "views_publish": None,
+}
+EVENT_SCOPES = {"app_mention": "app_mentions:read", "app_home_opened": None, "app_uninstalled": None,
+                "tokens_revoked": None}
+API_CALL = re.compile(r"\.((?:chat|views|conversations|users|reactions|pins|files|im)_[A-Za-z]+)\(")
+
+
+def registered_listeners(app) -> dict[str, set[str]]:
+    """What the app's listeners answer to, read from Bolt's built-in matchers:
+    {"command": {"/poll"}, "event": {...}, "global_shortcut": {...}, "action": {...}, ...}."""
+    found: dict[str, set[str]] = defaultdict(set)
+    for listener in app._listeners:
+        for matcher in listener.matchers:
+            func = getattr(matcher, "func", None)
+            if func is None:
+                continue
+            kind = func.__qualname__.split(".")[0]
+            names = inspect.getclosurevars(func).nonlocals
+            value = next(names[k] for k in ("command", "callback_id", "event_type", "constraints") if k in names)
+            found[kind].add(value.pattern if isinstance(value, re.Pattern) else value)
+    return found
+
+
+def test_manifest_declares_exactly_what_the_listeners_handle(settings) -> None:
+    from bolt_app.app import create_app
+    from bolt_app.lifecycle import REVOCATION_EVENTS
+
+    registered = registered_listeners(create_app(settings))
+    manifest = load_manifest()
+    features, app_settings = manifest["features"], manifest["settings"]
+
+    assert {c["command"] for c in features.get("slash_commands", [])} == registered["command"]
+    shortcuts = features.get("shortcuts", [])
+    assert {s["callback_id"] for s in shortcuts if s["type"] == "global"} == registered["global_shortcut"]
+    assert {s["callback_id"] for s in shortcuts if s["type"] == "message"} == registered["message_shortcut"]
+    assert "shortcut" not in registered  # type-less shortcut listeners could not be checked
+
+    # Revocation events are handled before the ack by a middleware (bolt_app.lifecycle).
+    events = set(app_settings["event_subscriptions"]["bot_events"])
+    assert events == registered["event"] | REVOCATION_EVENTS
+    assert features.get("app_home", {}).get("home_tab_enabled", False) == ("app_home_opened" in events)
+    interactive = bool(registered["action"] or registered["view_submission"] or shortcuts)
+    assert app_settings["interactivity"]["is_enabled"] == interactive
+
+    # Scopes: exactly those the events and the Web API calls in listeners and features need.
+    sources = [*(PROJECT_ROOT / "bolt_app" / "listeners").rglob("*.py"), *(PROJECT_ROOT / "bolt_app" / "features").rglob("*.py")]
+    methods = {m for path in sources for m in API_CALL.findall(path.read_text())}
+    unknown = methods - METHOD_SCOPES.keys()
+    assert not unknown, f"declare the scopes of {sorted(unknown)} in METHOD_SCOPES and manifest.yml"
+    needed = {METHOD_SCOPES[m] for m in methods} | {EVENT_SCOPES[e] for e in events}
+    if registered["command"] or shortcuts:
+        needed.add("commands")
+    bot, user = manifest_scopes(manifest)
+    assert set(bot) == needed - {None} and user == []
+    for command in features.get("slash_commands", []):
+        assert command["url"].endswith("/slack/events")

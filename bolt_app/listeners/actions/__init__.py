@@ -2,6 +2,8 @@
 
 from slack_bolt import App
 
+from bolt_app.listeners.actions import poll_buttons
+
 
 def register(app: App) -> None:
-    """Nothing registered on this surface yet."""
+    poll_buttons.register(app)

@@ -2,6 +2,8 @@
 
 from slack_bolt import App
 
+from bolt_app.listeners.views import poll_modal
+
 
 def register(app: App) -> None:
-    """Nothing registered on this surface yet."""
+    poll_modal.register(app)
