@@ -9,14 +9,18 @@ import logging
 from typing import Any, Optional
 
 from slack_bolt import App, BoltRequest, BoltResponse
+from slack_bolt.logger import get_bolt_app_logger
 from slack_bolt.oauth.oauth_settings import OAuthSettings
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from bolt_app import database
+from bolt_app import database, lifecycle
+from bolt_app.features import Features, build_features
 from bolt_app.listeners import register_listeners
 from bolt_app.oauth.flow import CALLBACK_OPTIONS, AppOAuthFlow, StateCookie
 from bolt_app.settings import Settings
+from bolt_app.storage import crypto
 from bolt_app.storage.installation_store import InstallationStore
 from bolt_app.storage.state_store import OAuthStateStore
 from bolt_app.storage.tables import workspace_key
@@ -36,17 +40,31 @@ class SlackApp(App):
     engine: Engine
     tokens: Optional[TokenService] = None
     authorize_cache: Optional[AuthorizeCache] = None
+    features: Features  # feature services the listeners use (polls, idempotency)
 
     def _init_context(self, req: BoltRequest) -> None:
-        super()._init_context(req)
-        # Per-request clients that refresh and retry once when Slack says `token_expired`.
-        if self.tokens is not None:
-            req.context["client"] = TokenRefreshingWebClient.like(self._client, token=self._token, team_id=req.context.team_id)
+        # Bolt's version builds a fresh WebClient per request; this copies the configured one
+        # (same settings, new token/team) and the copy refreshes and retries once when Slack
+        # says `token_expired`.
+        req.context["logger"] = get_bolt_app_logger(app_name=self.name, base_logger=self._base_logger)
+        req.context["token"] = self._token
+        req.context["client"] = TokenRefreshingWebClient.like(self._client, token=self._token, team_id=req.context.team_id)
+        req.context["listener_runner"] = self.listener_runner
 
 
 def create_app(settings: Settings, *, engine: Engine | None = None) -> SlackApp:
     """Build the Bolt app. The schema must be current (see `database.ensure_schema`)."""
     engine = engine or database.create_engine(settings.database_url, pool_size=settings.web_threads + 2)
+    if settings.multi_workspace or settings.token_encryption_keys:
+        # Token columns are encrypted with the keys from settings (or the SQLite key file).
+        keyring = crypto.keyring_from_settings(settings)
+        crypto.bind(engine, keyring)
+        if crypto.default_keyring() is None:
+            crypto.configure(keyring)
+    if settings.query_stats_dir:
+        from bolt_app.diagnostics import count_queries
+
+        count_queries(engine, settings.query_stats_dir)
     client = build_web_client(settings.api_url)
     tokens: TokenService | None = None
     cache: AuthorizeCache | None = None
@@ -96,7 +114,9 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> SlackApp:
             # The WSGI layer verifies signatures on the raw bytes before Bolt parses anything.
             request_verification_enabled=False,
         )
-        app.enable_token_revocation_listeners()
+        # Uninstall / revocation deletes run before the ack, so a database failure means a retry.
+        # (Replaces app.enable_token_revocation_listeners(); see bolt_app/lifecycle.py.)
+        lifecycle.register(app, installation_store)
     else:
         client.token = settings.bot_token
         app = SlackApp(
@@ -106,10 +126,19 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> SlackApp:
             request_verification_enabled=False,
         )
 
+    # Events are acknowledged after their listener ran (up to a deadline): a listener that failed
+    # because the database was unavailable is answered 503 and redelivered, never acked and lost.
+    app._listener_runner = lifecycle.EventListenerRunner.replacing(
+        app._listener_runner, max_workers=settings.web_threads + 4
+    )
     app.settings = settings
     app.engine = engine
     app.tokens = tokens
     app.authorize_cache = cache
+    app.features = build_features(engine)
+    if isinstance(app.installation_store, InstallationStore):
+        # Uninstall deletes the workspace's feature data in the same transaction as its tokens.
+        app.installation_store.deletion_hooks.extend(app.features.deletion_hooks())
     app.error(_handle_error)
     register_listeners(app)
     return app
@@ -121,10 +150,18 @@ def _handle_error(error: Exception, logger: logging.Logger, body: Any = None) ->
         # Acknowledge and drop: retrying cannot help until the workspace reinstalls (logged once
         # when it was marked), and a non-2xx would make Slack retry into a storm.
         return BoltResponse(status=200, body="")
-    if isinstance(error, (TokensTemporarilyUnavailable, OperationalError, DBAPIError)):
+    if isinstance(error, crypto.TokenEncryptionError):
+        # Wrong or missing key: an operator must fix SLACK_TOKEN_ENCRYPTION_KEYS; Slack retries meanwhile.
+        logger.error("Request not processed, tokens cannot be decrypted: %s", _describe(error))
+        return BoltResponse(status=503, body="", headers={"Retry-After": "1"})
+    if isinstance(error, (TokensTemporarilyUnavailable, OperationalError, DBAPIError, PoolTimeoutError)):
         # Not acknowledged: Slack retries the delivery once we can serve it again.
         logger.error("Request not processed, Slack will retry: %s", _describe(error))
         return BoltResponse(status=503, body="", headers={"Retry-After": "1"})
+    if lifecycle.raised_by_bolt_on_payload(error):
+        # Bolt's routing choked on a signed payload shaped unlike Slack's: a bad request, not a 500.
+        logger.warning("Malformed Slack payload refused: %s", lifecycle.describe_location(error))
+        return BoltResponse(status=400, body="")
     logger.exception("Unhandled error: %s", _describe(error))
     return None
 

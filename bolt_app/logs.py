@@ -13,12 +13,15 @@ from typing import Iterable
 
 # xoxb-/xoxp-/xoxe-/xoxa-/xapp- tokens, including rotating forms such as xoxe.xoxb-1-…
 TOKEN_PATTERN = re.compile(r"\b(?:xox[abpers]|xapp)(?:\.xox[abp])?-[A-Za-z0-9-]+")
+# Incoming webhook URLs are credentials too (anyone holding one can post).
+WEBHOOK_PATTERN = re.compile(r"(https?://hooks\.slack(?:-gov)?\.com/)[A-Za-z0-9/_-]+")
 MASK = "[redacted]"
 FORMAT = "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"
 
 
 def mask_secrets(text: str, secrets: Iterable[str] = ()) -> str:
     text = TOKEN_PATTERN.sub(lambda m: m.group(0)[:5] + MASK, text)
+    text = WEBHOOK_PATTERN.sub(lambda m: m.group(1) + MASK, text)
     for secret in secrets:
         if secret and len(secret) >= 6:
             text = text.replace(secret, MASK)
@@ -46,6 +49,8 @@ def configure_logging(level: str = "INFO", secrets: Iterable[str] = (), stream=N
         handler._bolt_app = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     mask_all_handlers(formatter)
+    # Warnings go through logging too, so they are masked like everything else.
+    logging.captureWarnings(True)
 
 
 def mask_all_handlers(formatter: MaskingFormatter | None = None) -> None:

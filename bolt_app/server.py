@@ -11,6 +11,7 @@ from gunicorn.app.base import BaseApplication
 from bolt_app import database
 from bolt_app.logs import mask_all_handlers
 from bolt_app.settings import Settings
+from bolt_app.storage import crypto
 
 logger = logging.getLogger(__name__)
 
@@ -19,8 +20,18 @@ def prepare_database(settings: Settings) -> None:
     """Run once in the master before workers fork: migrate (embedded default) or check the schema."""
     engine = database.create_engine(settings.database_url, pool_size=1)
     try:
+        keyring = None
+        if settings.multi_workspace or settings.token_encryption_keys:
+            # Resolved once here, before workers fork: a missing key on a server database stops
+            # start-up, and the SQLite key file is created (and logged) once.
+            keyring = crypto.keyring_from_settings(settings)
+            crypto.bind(engine, keyring)
         auto = settings.auto_migrate if settings.auto_migrate is not None else settings.is_sqlite
         database.ensure_schema(engine, auto_migrate=auto)
+        if keyring is not None:
+            with engine.connect() as conn:
+                # A wrong key fails here with a clear message, not on the first event.
+                crypto.check_stored_tokens(conn, keyring)
     finally:
         engine.dispose()
 

@@ -62,6 +62,7 @@ class Settings:
     token_refresh_interval_minutes: int = 0
     auto_migrate: bool | None = None
     token_encryption_keys: tuple[str, ...] = field(default=(), repr=False)
+    query_stats_dir: str | None = None
 
     @property
     def multi_workspace(self) -> bool:
@@ -225,6 +226,15 @@ def load_settings(env: Mapping[str, str] | None = None, purpose: Purpose = "serv
         r.problems.append(f"SLACK_INSTALL_PAGE must be 'page' or 'redirect' (got {install_mode!r}).")
 
     keys = _split_list(r.text("SLACK_TOKEN_ENCRYPTION_KEYS") or "")
+    if keys:
+        from bolt_app.storage.crypto import invalid_key_positions
+
+        bad = invalid_key_positions(keys)
+        if bad:  # never echo the values: they are secrets, possibly pasted into the wrong variable
+            r.problems.append(
+                f"SLACK_TOKEN_ENCRYPTION_KEYS: the key(s) at position {', '.join(map(str, bad))} are not Fernet keys "
+                "(url-safe base64 of 32 bytes; `python main.py keys generate` prints one)."
+            )
 
     settings = Settings(
         signing_secret=signing_secret,
@@ -250,6 +260,7 @@ def load_settings(env: Mapping[str, str] | None = None, purpose: Purpose = "serv
         token_refresh_interval_minutes=r.integer("SLACK_TOKEN_REFRESH_INTERVAL_MINUTES", 0, 0, 1440),
         auto_migrate=r.boolean("DATABASE_AUTO_MIGRATE", None),
         token_encryption_keys=keys,
+        query_stats_dir=r.text("QUERY_STATS_DIR"),
     )
     if r.problems:
         raise SettingsError(r.problems)

@@ -11,14 +11,17 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import time
 from typing import Any, Callable, Iterable
 from urllib.parse import urlparse
 
 from slack_bolt import BoltRequest, BoltResponse
+from sqlalchemy import exc as sa_exc
 
 from bolt_app import database
 from bolt_app.app import SlackApp
+from bolt_app.lifecycle import MALFORMED_PAYLOAD_ERRORS, describe_location
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +60,8 @@ class WebApp:
         self.install_path = flow.install_path if flow else None
         self.redirect_path = flow.redirect_uri_path if flow else None
         self.page_headers = _page_security_headers(app.settings.authorize_url)
+        # Bolt posts to a payload's response_url (e.g. "please reinstall"): only Slack's own hosts.
+        self.response_hosts = slack_hosts(app.settings.api_url)
         self.signing_secret = app.settings.signing_secret.encode() if app.settings.signing_secret else None
         # Set by the Socket Mode runner so /healthz can report the socket too.
         self.socket_state: Callable[[], str] | None = None
@@ -98,20 +103,45 @@ class WebApp:
         try:
             text = body.decode("utf-8")
             request = BoltRequest(body=text, query=environ.get("QUERY_STRING", ""), headers=_headers(environ))
-        except (UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError) as error:
+        except (UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError, IndexError,
+                RecursionError) as error:
             # Bolt parses the body before verifying the signature; a body it cannot parse is bad input.
             logger.info("Malformed request body refused: %s", type(error).__name__)
             return self._plain(start_response, 400, "Malformed request body")
         if not isinstance(request.body, dict) or not request.body:
             logger.info("Request body with no Slack payload refused")
             return self._plain(start_response, 400, "Malformed request body")
-        return self._respond(start_response, self.app.dispatch(request))
+        problem = payload_problem(request, self.response_hosts)
+        if problem is not None:
+            # Signed, but not shaped like anything Slack sends: Bolt's internals and the listeners
+            # dereference these fields, and the ids reach database queries.
+            logger.info("Malformed Slack payload refused: %s", problem)
+            return self._plain(start_response, 400, "Malformed request body")
+        try:
+            response = self.app.dispatch(request)
+        except MALFORMED_PAYLOAD_ERRORS as error:
+            # Raised while Bolt handled its own error about this payload (its error handler builds
+            # arguments from the body): the payload is the problem, not the server.
+            logger.warning("Malformed Slack payload refused: %s", describe_location(error))
+            return self._plain(start_response, 400, "Malformed request body")
+        return self._respond(start_response, response)
 
     def _oauth(self, environ: dict, start_response: StartResponse, path: str) -> Iterable[bytes]:
         flow = self.app.oauth_flow
         assert flow is not None
         request = BoltRequest(body="", query=environ.get("QUERY_STRING", ""), headers=_headers(environ))
-        response = flow.handle_installation(request) if path == self.install_path else flow.handle_callback(request)
+        try:
+            response = flow.handle_installation(request) if path == self.install_path else flow.handle_callback(request)
+        except (sa_exc.DBAPIError, sa_exc.TimeoutError) as error:
+            # The install page issues a state in the database: during an outage say "try again" (503),
+            # not 500. (Callback storage failures are handled by the flow's storage_error page.)
+            logger.error("OAuth page unavailable, database error: %s", type(error).__name__)
+            return self._plain(start_response, 503, "Service Unavailable", [("Retry-After", "5")] + self.page_headers)
+        except MALFORMED_PAYLOAD_ERRORS as error:
+            # Query values no browser coming back from Slack sends (non-ASCII state, a `team` with
+            # spaces): a bad request, never a 500.
+            logger.warning("OAuth request refused: %s", describe_location(error))
+            return self._plain(start_response, 400, "Bad Request", self.page_headers)
         return self._respond(start_response, response, self.page_headers)
 
     def _health(self, start_response: StartResponse) -> Iterable[bytes]:
@@ -187,7 +217,93 @@ def verify_signature(secret: bytes, body: bytes, timestamp: str | None, signatur
         return False
     base = b"v0:" + timestamp.encode() + b":" + body
     expected = "v0=" + hmac.new(secret, base, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, signature)
+    # As bytes: compare_digest refuses str with non-ASCII characters (a header may carry any latin-1).
+    return hmac.compare_digest(expected.encode(), signature.encode("utf-8", "surrogateescape"))
+
+
+# Slack ids (T…, E…, U…, W…, B…, C…, D…, G…): short, plain. Anything else never reaches a query.
+_SLACK_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_OBJECT_FIELDS = ("event", "view", "container", "message", "state")
+_OBJECT_OR_ID_FIELDS = ("channel", "team", "enterprise", "user")
+_LIST_OF_OBJECT_FIELDS = ("authorizations", "actions")
+_CALLBACK_ID_TYPES = ("shortcut", "message_action", "interactive_message", "dialog_submission", "dialog_cancellation",
+                      "workflow_step_edit")
+# Interactions always name the user who acted (`user.id`); listeners rely on it.
+_INTERACTIVE_TYPES = ("block_actions", "block_suggestion", "view_submission", "view_closed", "shortcut",
+                      "message_action", "interactive_message", "dialog_submission")
+_CONTEXT_IDS = ("enterprise_id", "team_id", "user_id", "channel_id", "actor_enterprise_id", "actor_team_id",
+                "actor_user_id")
+
+
+def slack_hosts(api_url: str) -> tuple[str, str]:
+    """(host, subdomain suffix) of the Slack the app talks to: for https://slack.com/api/ that is
+    slack.com and anything under .slack.com (hooks.slack.com); a local stand-in's host as is."""
+    host = (urlparse(api_url).hostname or "").lower()
+    domain = host[4:] if host.startswith("api.") else host
+    return host, "." + domain
+
+
+def payload_problem(request: BoltRequest, response_hosts: tuple[str, str] | None = None) -> str | None:
+    """What makes a signed body unlike any Slack payload (None when it is plausible).
+
+    Only the structure Bolt's routing and the listeners rely on is checked: the fields Slack
+    always sends as objects are objects, the type fields are strings, every id Bolt resolved for
+    the request (and that queries filter on) is a short plain Slack id, and a response_url (which
+    Bolt and the listeners post to) points at Slack.
+    """
+    body = request.body
+    kind = body.get("type")
+    if kind is not None and not isinstance(kind, str):
+        return "type is not a string"
+    for name in _OBJECT_FIELDS:
+        if name in body and not isinstance(body[name], dict):
+            return f"{name} is not an object"
+    for name in _OBJECT_OR_ID_FIELDS:
+        value = body.get(name)
+        if value is not None and not isinstance(value, (dict, str)):
+            return f"{name} is neither an object nor an id"
+    for name in _LIST_OF_OBJECT_FIELDS:
+        value = body.get(name)
+        if name in body and not (isinstance(value, list) and all(isinstance(item, dict) for item in value)):
+            return f"{name} is not a list of objects"
+    if "event" in body and not isinstance(body["event"].get("type"), str):
+        return "event.type is not a string"
+    if kind in ("view_submission", "view_closed") and not isinstance(body.get("view", {}).get("callback_id"), str):
+        return "view.callback_id is not a string"
+    if kind in _CALLBACK_ID_TYPES and not isinstance(body.get("callback_id"), str):
+        return "callback_id is not a string"
+    if kind == "block_suggestion" and not isinstance(body.get("action_id"), str):
+        return "action_id is not a string"
+    if kind == "block_actions" and not all(isinstance(a.get("action_id"), str) for a in body.get("actions") or []):
+        return "actions[].action_id is not a string"
+    if kind in _INTERACTIVE_TYPES and not (isinstance(body.get("user"), dict) and isinstance(body["user"].get("id"), str)):
+        return "an interaction without the acting user"
+    if "command" in body and not isinstance(body["command"], str):
+        return "command is not a string"
+    for name in _CONTEXT_IDS:
+        value = request.context.get(name)
+        if value is not None and not (isinstance(value, str) and _SLACK_ID.fullmatch(value)):
+            return f"{name} is not a Slack id"
+    response_url = request.context.get("response_url")
+    if response_url is not None and not _is_slack_url(response_url, response_hosts):
+        return "response_url is not a Slack URL"
+    return None
+
+
+def _is_slack_url(value: object, hosts: tuple[str, str] | None) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        parsed = urlparse(value)
+        host = (parsed.hostname or "").lower()
+    except ValueError:
+        return False
+    if parsed.scheme not in ("https", "http") or not host:
+        return False
+    if hosts is None:
+        return True
+    exact, suffix = hosts
+    return host == exact or host.endswith(suffix)
 
 
 def _headers(environ: dict) -> dict[str, str]:

@@ -19,13 +19,18 @@ import sqlalchemy as sa
 from bolt_app import database
 from bolt_app.settings import mask_url_password
 from bolt_app.standin import SlackStandIn
+from bolt_app.storage import crypto
 from tests.support import (
     CLIENT_ID,
     CLIENT_SECRET,
     SIGNING_SECRET,
+    TEST_ENCRYPTION_KEY,
     AppServer,
     settings_for,
 )
+
+# Engines the tests build directly (not through create_app) encrypt token columns with the test key.
+crypto.configure(crypto.Keyring([TEST_ENCRYPTION_KEY]))
 
 BACKENDS = ("sqlite", "postgresql", "mariadb")
 SERVER_URLS = {

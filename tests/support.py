@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from bolt_app.settings import Settings, load_settings
 from bolt_app.standin import SlackStandIn, signed_headers
 from bolt_app.standin.harness import (  # noqa: F401 - re-exported for the tests
+    HARNESS_ENCRYPTION_KEY,
     PROJECT_ROOT,
     AppProcess,
     Browser,
@@ -24,10 +25,12 @@ from bolt_app.standin.harness import (  # noqa: F401 - re-exported for the tests
 CLIENT_ID = "1111.2222"
 CLIENT_SECRET = "client-secret-for-tests-0123456789"
 SIGNING_SECRET = "signing-secret-for-tests-abcdef"
+# One fixed token encryption key for every app the tests build (in-process and server processes).
+TEST_ENCRYPTION_KEY = HARNESS_ENCRYPTION_KEY
 
 
 def base_env(standin: SlackStandIn, database_url: str) -> dict[str, str]:
-    return app_env(standin, database_url)
+    return {**app_env(standin, database_url), "SLACK_TOKEN_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY}
 
 
 def settings_for(standin: SlackStandIn, database_url: str, **env: str) -> Settings:

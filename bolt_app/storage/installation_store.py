@@ -246,7 +246,7 @@ class InstallationStore(SQLAlchemyInstallationStore):
             bot_refresh_token=row["bot_refresh_token"],
             bot_token_expires_at=from_db_time(row["bot_token_expires_at"]),
             is_enterprise_install=row["is_enterprise_install"],
-            installed_at=from_db_time(row["installed_at"]),
+            installed_at=float(from_db_time(row["installed_at"]) or 0),  # slack_sdk wants a float here
         )
 
     @staticmethod
@@ -275,7 +275,7 @@ class InstallationStore(SQLAlchemyInstallationStore):
             incoming_webhook_configuration_url=row["incoming_webhook_configuration_url"],
             is_enterprise_install=row["is_enterprise_install"],
             token_type=row["token_type"],
-            installed_at=from_db_time(row["installed_at"]),
+            installed_at=float(from_db_time(row["installed_at"]) or 0),  # slack_sdk wants a float here
         )
 
     # ------------------------------------------------------------------ deletes

@@ -9,7 +9,7 @@ Bolt deployment carries over) and extend them:
 - one row per workspace (bots) and per workspace + user (installations): rotation updates that
   row in place under a row lock instead of appending history.
 - `status` — "ok" or "needs_reinstall" (a refresh token Slack no longer accepts).
-- token columns are wide enough for encrypted values.
+- token columns are encrypted at rest (`EncryptedToken`), wide enough for the Fernet text.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import sqlalchemy as sa
+
+from bolt_app.storage.crypto import EncryptedToken
 
 metadata = sa.MetaData(
     naming_convention={
@@ -26,7 +28,8 @@ metadata = sa.MetaData(
     }
 )
 
-TOKEN = sa.String(1024)
+# Credentials are stored encrypted (Fernet token text, fits in 1024): see bolt_app.storage.crypto.
+TOKEN = EncryptedToken()
 STATUS_OK = "ok"
 STATUS_NEEDS_REINSTALL = "needs_reinstall"
 

@@ -1,0 +1,237 @@
+"""Events API deliveries are acknowledged only once their work could be done.
+
+Bolt (with `process_before_response=False`) acknowledges an event *before* its listener runs.
+A listener that needs the database (the idempotency claim of a mention, a token refresh, an
+uninstall) and finds it unavailable then fails after Slack already has its 200: Slack never
+redelivers, and the event is lost — a reply never sent, an uninstalled workspace's tokens and
+data kept forever.
+
+Two changes close that, and nothing else about listeners changes:
+
+1. `EventListenerRunner` runs an event's listener first and answers when the listener calls
+   `ack()` — after its database work, before its Web API calls — or when it finished, up to
+   `ack_deadline_seconds` (Slack waits 3 s). A listener that failed before acknowledging because
+   the database or its tokens were unavailable (the app's error handler turns that into 503) is
+   answered 503, so Slack redelivers it; listener idempotency (features.idempotency) makes the
+   redelivery safe. Any other listener failure is acknowledged as before (retrying a bug only
+   repeats it, and Slack disables apps whose deliveries keep failing). A listener still running
+   at the deadline is acknowledged then (its outcome is only logged), as Bolt would have done.
+   Commands, actions, views and shortcuts are unchanged: their listeners call `ack()` themselves.
+2. `app_uninstalled` / `tokens_revoked` are handled in a global middleware, before any
+   acknowledgement (replaces `app.enable_token_revocation_listeners()`), and org-wide installs
+   are keyed by `context.is_enterprise_install`: Bolt's stock listeners pass `context.team_id`,
+   which names the org-wide install only when Slack sends `team_id: null` in the authorizations.
+   The deletes are idempotent, so a redelivery is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Optional
+
+from slack_bolt import Ack, App, BoltContext, BoltRequest, BoltResponse
+from slack_bolt.listener import Listener
+from slack_bolt.listener.thread_runner import ThreadListenerRunner
+
+from bolt_app.storage.installation_store import InstallationStore
+
+logger = logging.getLogger(__name__)
+
+REVOCATION_EVENTS = frozenset({"app_uninstalled", "tokens_revoked"})
+# Exceptions that, raised by Bolt's own code while routing a payload, mean the payload is malformed.
+MALFORMED_PAYLOAD_ERRORS = (AttributeError, TypeError, KeyError, IndexError, ValueError, RecursionError)
+# What the app's error handler answers when the database or tokens are unavailable.
+RETRY_STATUS = 503
+
+
+def describe_location(error: BaseException) -> str:
+    """`TypeError at slack_bolt/request/payload_utils.py:27`: enough to act on, no payload values."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = f"{'/'.join(tb.tb_frame.f_code.co_filename.split('/')[-3:])}:{tb.tb_lineno}" if tb is not None else "?"
+    return f"{type(error).__name__} at {where}"
+
+
+def raised_by_bolt_on_payload(error: BaseException) -> bool:
+    """A shape error raised inside Bolt's own routing code (not in a listener): the payload is malformed."""
+    if not isinstance(error, MALFORMED_PAYLOAD_ERRORS):
+        return False
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and "/slack_bolt/" in tb.tb_frame.f_code.co_filename
+
+
+def is_event_delivery(body: Any) -> bool:
+    return isinstance(body, dict) and body.get("type") == "event_callback"
+
+
+def revocation_event(body: Any) -> dict | None:
+    """The event when `body` is an app_uninstalled / tokens_revoked event callback, else None."""
+    if not is_event_delivery(body):
+        return None
+    event = body.get("event")
+    if isinstance(event, dict) and event.get("type") in REVOCATION_EVENTS:
+        return event
+    return None
+
+
+# --------------------------------------------------------------------------- listeners before the ack
+
+
+class _SignallingAck(Ack):
+    """Bolt's ack for an event, which also tells the waiting request thread to answer now."""
+
+    def __init__(self, signal: threading.Event):
+        super().__init__()
+        self._signal = signal
+
+    def __call__(self, *args: Any, **kwargs: Any) -> BoltResponse:
+        response = super().__call__(*args, **kwargs)
+        self._signal.set()
+        return response
+
+
+class EventListenerRunner(ThreadListenerRunner):
+    """Bolt's runner, except that Events API listeners finish (or hit the deadline) before the
+    acknowledgement, and a database-unavailable failure is answered 503 instead of 200."""
+
+    ack_deadline_seconds: float = 2.0
+
+    @classmethod
+    def replacing(cls, runner: ThreadListenerRunner, *, max_workers: Optional[int] = None) -> "EventListenerRunner":
+        """The same runner (handlers, executor) with this behaviour; `max_workers` gives it its own
+        executor, sized so every request thread waiting on a listener has one to run it (Bolt's
+        default has 5 threads)."""
+        executor = runner.listener_executor
+        if max_workers is not None:
+            executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="bolt-listener")
+        return cls(
+            logger=runner.logger,
+            process_before_response=runner.process_before_response,
+            listener_error_handler=runner.listener_error_handler,
+            listener_start_handler=runner.listener_start_handler,
+            listener_completion_handler=runner.listener_completion_handler,
+            listener_executor=executor,
+            lazy_listener_runner=runner.lazy_listener_runner,
+        )
+
+    def run(
+        self,
+        request: BoltRequest,
+        response: BoltResponse,
+        listener_name: str,
+        listener: Listener,
+        starting_time: Optional[float] = None,
+    ) -> Optional[BoltResponse]:
+        if (
+            self.process_before_response
+            or request.lazy_only
+            or not listener.auto_acknowledgement
+            or not is_event_delivery(request.body)
+        ):
+            return super().run(request, response, listener_name, listener, starting_time)
+        if listener.lazy_functions:
+            return self._run_ack_then_lazy(request, listener_name, listener)
+
+        finished = threading.Event()
+        outcome: dict[str, BoltResponse] = {}
+        # A listener that calls ack() after its durable (database) work is acknowledged right
+        # then; its Web API calls run after the answer, off the ack path.
+        request.context["ack"] = _SignallingAck(finished)
+
+        def run_listener() -> None:
+            result = BoltResponse(status=200, body="")
+            try:
+                self.listener_start_handler.handle(request=request, response=result)
+                listener.run_ack_function(request=request, response=result)
+            except Exception as error:  # noqa: BLE001 - handed to the app's error handler, like Bolt
+                result.status = 500
+                outcome["failed"] = result
+                try:
+                    self.listener_error_handler.handle(error=error, request=request, response=result)
+                except Exception:  # noqa: BLE001 - the handler itself failed (e.g. on a malformed body)
+                    logger.exception("%s failed and so did the error handler", listener_name)
+            finally:
+                self.listener_completion_handler.handle(request=request, response=result)
+                finished.set()
+
+        started = starting_time if starting_time is not None else time.time()
+        self.listener_executor.submit(run_listener)
+        remaining = self.ack_deadline_seconds - (time.time() - started)
+        if finished.wait(max(remaining, 0.05)):
+            failed = outcome.get("failed")  # empty when the listener acknowledged and runs on
+            if failed is not None and failed.status == RETRY_STATUS:
+                return failed  # not acknowledged: Slack redelivers once the database is back
+        else:
+            logger.warning("%s still running after %.1fs: acknowledged before it finished", listener_name,
+                           self.ack_deadline_seconds)
+        return BoltResponse(status=200, body="")
+
+
+    def _run_ack_then_lazy(self, request: BoltRequest, listener_name: str, listener: Listener) -> BoltResponse:
+        """An event listener split Bolt's way: `ack=` (durable work) runs here, in the request
+        thread, so it never queues behind other events' Web API calls; the `lazy=` functions
+        (Web API calls) start after it and the answer goes out at once."""
+        result = BoltResponse(status=200, body="")
+        try:
+            listener.run_ack_function(request=request, response=result)
+        except Exception as error:  # noqa: BLE001 - handed to the app's error handler, like Bolt
+            result.status = 500
+            try:
+                self.listener_error_handler.handle(error=error, request=request, response=result)
+            except Exception:  # noqa: BLE001 - the handler itself failed
+                logger.exception("%s failed and so did the error handler", listener_name)
+            if result.status == RETRY_STATUS:
+                return result  # not acknowledged: Slack redelivers once the database is back
+            return BoltResponse(status=200, body="")  # a bug: retrying would only repeat it
+        for lazy in listener.lazy_functions:
+            self._start_lazy_function(lazy, request)
+        return BoltResponse(status=200, body="")
+
+
+# --------------------------------------------------------------------------- uninstall / revocation
+
+
+def handle_revocation(store: InstallationStore, event: dict, context: BoltContext) -> None:
+    enterprise_id = context.enterprise_id
+    team_id = None if context.is_enterprise_install else context.team_id
+    if enterprise_id is None and team_id is None:
+        logger.warning("%s event without a workspace or enterprise id: nothing to delete", event.get("type"))
+        return
+    if event["type"] == "app_uninstalled":
+        store.delete_all(enterprise_id=enterprise_id, team_id=team_id)
+        logger.info("Uninstalled from enterprise_id=%s team_id=%s: tokens and data deleted", enterprise_id, team_id)
+        return
+    tokens = event.get("tokens") if isinstance(event.get("tokens"), dict) else {}
+    user_ids = [u for u in (tokens.get("oauth") or []) if isinstance(u, str) and u]
+    for user_id in user_ids:
+        store.delete_installation(enterprise_id=enterprise_id, team_id=team_id, user_id=user_id)
+    bots = [b for b in (tokens.get("bot") or []) if isinstance(b, str) and b]
+    if bots:
+        store.delete_bot(enterprise_id=enterprise_id, team_id=team_id)
+    logger.info(
+        "Tokens revoked in enterprise_id=%s team_id=%s: %d user token(s)%s deleted",
+        enterprise_id,
+        team_id,
+        len(user_ids),
+        " and the bot token" if bots else "",
+    )
+
+
+def register(app: App, store: InstallationStore) -> None:
+    """Handle app_uninstalled and tokens_revoked before the acknowledgement (replaces
+    `app.enable_token_revocation_listeners()`); a database failure raises → 503 → Slack retries."""
+
+    def revoke_before_ack(body: dict, context: BoltContext, next: Callable[[], Any]) -> Any:  # noqa: A002
+        event = revocation_event(body)
+        if event is None:
+            return next()
+        handle_revocation(store, event, context)
+        return BoltResponse(status=200, body="")
+
+    app.middleware(revoke_before_ack)

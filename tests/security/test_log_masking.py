@@ -1,0 +1,93 @@
+"""No secret in any log line: the full flow against a real server process with DEBUG logging."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import sqlalchemy as sa
+
+from bolt_app import database
+from bolt_app.logs import mask_secrets
+from bolt_app.storage import tables
+from bolt_app.storage.tables import to_db_time
+from tests.security.support import issued_tokens
+from tests.support import (
+    CLIENT_SECRET,
+    SIGNING_SECRET,
+    TEST_ENCRYPTION_KEY,
+    Browser,
+    authorize_url_from_install_page,
+    install,
+    signed_post,
+    wait_for,
+)
+
+# A token-shaped string that was not masked (masked ones read "xoxb-[redacted]", "xoxe.[redacted]").
+UNMASKED_TOKEN = re.compile(r"(?:xox[abpers]|xapp)(?:\.xox[abp])?-[A-Za-z0-9]")
+
+
+def test_masking_covers_every_token_shape() -> None:
+    samples = ["xoxb-1-2-abc", "xoxp-1-2-abc", "xoxe-1-abcdef", "xoxa-2-abc", "xapp-1-A1-2-abc", "xoxs-1-abc",
+               "xoxe.xoxb-1-abcdef0123", "xoxe.xoxp-1-abcdef0123", "https://hooks.slack.com/services/T1/B1/s3cr3t"]
+    for sample in samples:
+        masked = mask_secrets(f"token={sample}&next=1 {sample}")
+        assert sample not in masked and "[redacted]" in masked, masked
+        assert not UNMASKED_TOKEN.search(masked)
+    assert mask_secrets(f"a {CLIENT_SECRET} b", [CLIENT_SECRET]) == "a [redacted] b"
+
+
+def test_full_flow_with_debug_logging_leaks_no_secret(standin, app_server_factory, sqlite_url) -> None:
+    server = app_server_factory(sqlite_url, LOG_LEVEL="DEBUG", SLACK_USER_SCOPES="search:read")
+    org = standin.create_enterprise(name="Log Org")
+    member = standin.create_workspace(enterprise_id=org.enterprise_id, name="Log Org Sales")
+    first, second = standin.create_workspace(name="Log One"), standin.create_workspace(name="Log Two")
+
+    # Installs (code exchange: client secret, bot + user + refresh tokens in Slack's answer).
+    for ws in (first, second):
+        assert install(server.url, standin, ws.team_id).response.status == 200
+    assert install(server.url, standin, member.team_id, org_install=True).response.status == 200
+    # Failed installs: cancelled, a spent code.
+    browser = Browser()
+    authorize_url = authorize_url_from_install_page(browser.get(f"{server.url}/slack/install").text)
+    assert browser.get(standin.cancel(authorize_url)).status == 200
+    spent = install(server.url, standin, first.team_id).callback_url
+    assert Browser().get(spent).status >= 400
+
+    # Events with the stored tokens, then every token rotated (refresh tokens spent and issued).
+    for ws in (first, second, member):
+        assert standin.send_mention(ws, "hello").status == 200
+    standin.expire_tokens()
+    engine = database.create_engine(sqlite_url, pool_size=1)
+    with engine.begin() as conn:
+        past = to_db_time(time.time() - 60)
+        conn.execute(tables.bots.update().values(bot_token_expires_at=past))
+        conn.execute(tables.installations.update().values(user_token_expires_at=past))
+    for ws in (first, second, member):
+        assert standin.send_mention(ws, "after rotation").status == 200
+    assert wait_for(lambda: len([c for c in standin.calls_for("chat.postMessage") if c.ok]) >= 6, timeout=20)
+    assert [c for c in standin.calls_for("oauth.v2.access") if c.params.get("grant_type") == "refresh_token"]
+
+    # Other deliveries: a slash command, an interaction, a forged request, revocation, uninstall.
+    standin.send_slash_command(first, "/poll", "Lunch? pizza, tacos")
+    standin.send_interactive(first, {"type": "block_actions", "actions": [{"action_id": "x", "value": "1"}]})
+    assert signed_post(server.events_url, b'{"type":"event_callback"}', "application/json",
+                       secret="not-the-secret").status == 401
+    assert standin.send_event(second, {"type": "tokens_revoked", "tokens": {"oauth": [second.installer_user_id],
+                                                                            "bot": [second.bot_user_id]}}).status == 200
+    assert standin.send_event(first, {"type": "app_uninstalled"}).status == 200
+    standin.uninstall(team_id=first.team_id)
+    time.sleep(0.5)  # listeners after the ack finish logging
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(tables.bots)).scalar() == 1  # the org's
+    engine.dispose()
+
+    logs = server.logs()
+    # The run was really at DEBUG, with slack_sdk's and Bolt's request/response dumps in it.
+    assert " DEBUG slack_sdk" in logs and " DEBUG slack_bolt" in logs
+    assert "[redacted]" in logs
+    secrets = issued_tokens(standin) + [CLIENT_SECRET, SIGNING_SECRET, TEST_ENCRYPTION_KEY]
+    assert len(secrets) > 12
+    leaked = [s[:12] + "…" for s in secrets if s in logs]
+    assert leaked == [], f"secrets in the server log: {leaked}"
+    assert not UNMASKED_TOKEN.search(logs), UNMASKED_TOKEN.search(logs).group(0)[:12]
