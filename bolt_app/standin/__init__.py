@@ -5,7 +5,8 @@ Why: a multi-workspace Bolt app has behaviour that only shows up against Slack i
 This package plays Slack's side of those wire formats on 127.0.0.1, in-process, for the
 test suite and for the offline developer sandbox. It is deliberately small: it speaks the
 formats faithfully where the app (slack_sdk / Bolt) depends on them, and keeps the rest
-simple. Standard library only; thread-safe (one lock around all state).
+simple. Standard library only, plus ``websockets`` for Socket Mode; thread-safe (one lock
+around all state).
 
 Starting it::
 
@@ -44,6 +45,23 @@ Talking to the app as Slack (signed with the signing secret, v0 scheme)::
     slack.send_interactive(ws, {"type": "block_actions", "actions": [...]})
     # each returns (status, headers, body); `.payload` is what was sent.
 
+Socket Mode (the app connects out; see socketmode.py for the wire format)::
+
+    env SLACK_APP_TOKEN=slack.app_token            # or slack.create_app_token(); revoke_app_token(t)
+    # apps.connections.open (app-level token only) -> ws://127.0.0.1:PORT/link/?ticket=...
+    # (single-use ticket); the server says hello, then delivers envelopes.
+    slack.wait_for_socket_connection(timeout=10)
+    d = slack.send_mention(ws, "hello", via="socket")    # events_api envelope; every send_* takes via=
+    d = slack.send_slash_command(ws, "/poll", "help", via="socket")   # slash_commands
+    d = slack.send_interactive(ws, {...}, via="socket")  # interactive
+    slack.delivery = "socket"                      # the default for send_* without via= ("http")
+    # Each waits for the ack (socket_ack_timeout_seconds) and returns a SocketDelivery:
+    # d.acked, d.ack_seconds, d.ack, d.json() (ack payload), d.envelope; unpacks like AppResponse.
+    slack.socket_send("events_api", payload, retry_num=1)            # a raw envelope
+    slack.socket_acks; slack.socket_deliveries; slack.socket_connections   # what happened
+    slack.drop_socket_connections("abort")         # or "close" (close frame), "disconnect" (Slack's
+                                                   # refresh message); the app should reconnect
+
 Looking at what the app did::
 
     slack.calls / slack.calls_for("chat.postMessage")   # ApiCall records (method, params, team_id, ok, ...)
@@ -63,8 +81,8 @@ Making Slack misbehave::
 Supported Web API methods: oauth.v2.access (code and refresh_token grants), auth.test,
 auth.revoke, apps.uninstall, chat.postMessage/update/delete/postEphemeral, views.open/
 update/push/publish, conversations.info, users.info, reactions.add, api.test;
-apps.connections.open answers ``not_implemented`` (Socket Mode comes later); anything
-else answers ``unknown_method``. Unknown channel ids are created on first use in the
+apps.connections.open (app-level tokens; bot and user tokens answer ``not_allowed_token_type``,
+as app-level tokens do everywhere else); anything else answers ``unknown_method``. Unknown channel ids are created on first use in the
 token's workspace unless ``strict_channels`` is set; channels of another workspace
 answer ``channel_not_found``.
 
@@ -88,18 +106,32 @@ Things worth knowing:
   and an ``https://<org>.enterprise.slack.com/`` url.
 * The OAuth ``redirect_uri`` comes from the authorize URL, else from ``redirect_uri``.
 
-For the sandbox: ``python -m bolt_app.standin --help``.
+The sandbox's web console (console.py; ``python main.py sandbox`` runs it, see bolt_app/sandbox.py)::
+
+    from bolt_app.standin.console import Console
+    slack.console = Console(slack, app_url="http://127.0.0.1:3000", bot_name="Workspace Helper",
+                            commands=manifest_commands, shortcuts=manifest_shortcuts)
+    # then GET slack.url + "/" is a small Slack client: install (the app's real install page with
+    # ?team=T…, the consent page, the callback), post as fake users (mentions -> app_mention,
+    # /commands -> send_slash_command), click Block Kit buttons/overflows (block_actions), fill
+    # modals (view_submission), App Home (app_home_opened), fast-forward (expire_tokens),
+    # uninstall (uninstall + app_uninstalled), and a log of every Web API call (tokens: last 4).
+    # console_store.save(slack, path) / load(slack, path) keep workspaces and tokens across restarts.
+
+A bare stand-in by hand (no app, no console): ``python -m bolt_app.standin --help``.
 """
 
 from .models import ApiCall, AppResponse, Enterprise, Workspace
 from .server import SlackStandIn
 from .signing import sign, signed_headers
+from .socketmode import SocketDelivery
 
 __all__ = [
     "ApiCall",
     "AppResponse",
     "Enterprise",
     "SlackStandIn",
+    "SocketDelivery",
     "Workspace",
     "sign",
     "signed_headers",

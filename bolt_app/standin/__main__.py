@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> None:
         standin.create_workspace(name=f"Sandbox {i + 1}")
     standin.start(args.host, args.port)
     print(f"Slack stand-in at {standin.url}  (Web API base_url {standin.api_url}, authorize {standin.authorize_url})")
+    print(f"Socket Mode: SLACK_APP_TOKEN={standin.app_token}")
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -43,8 +43,70 @@ def _form_value(value: Any) -> str:
 
 
 class _AppClientMixin(_Core):
+    #: Where ``send_*`` deliver when called without ``via``: ``"http"`` (signed POST to
+    #: ``request_url``) or ``"socket"`` (a Socket Mode envelope, see socketmode.py).
+    delivery = "http"
+
     def _base_url(self) -> str:
         raise NotImplementedError  # provided by SlackStandIn (needs the bound port)
+
+    def _deliver(
+        self,
+        via: str | None,
+        kind: str,
+        payload: dict[str, Any],
+        http_body: dict[str, Any],
+        content_type: str,
+        retry_num: int | None = None,
+    ) -> Any:
+        """Send what a ``send_*`` helper built: signed over HTTP, or as a Socket Mode envelope."""
+        via = via or self.delivery
+        if via == "socket":
+            envelope_type = {"event": "events_api", "slash_command": "slash_commands"}.get(kind, kind)
+            return self.socket_send(envelope_type, payload, retry_num=retry_num)  # type: ignore[attr-defined]
+        if via != "http":
+            raise ValueError("via must be 'http' or 'socket'")
+        return self.post_to_app(http_body, content_type, retry_num=retry_num, kind=kind)
+
+    def prepare_request(
+        self,
+        body: dict[str, Any] | str | bytes,
+        content_type: str = "json",
+        headers: dict[str, str] | None = None,
+        retry_num: int | None = None,
+        retry_reason: str = "http_timeout",
+    ) -> tuple[bytes, dict[str, str]]:
+        """The raw body and signed headers Slack would send for ``body`` (see ``post_to_app``)."""
+        mime = content_type_for(content_type)
+        if isinstance(body, bytes):
+            raw = body
+        elif isinstance(body, str):
+            raw = body.encode("utf-8")
+        elif mime == "application/x-www-form-urlencoded":
+            raw = urlencode({k: _form_value(v) for k, v in body.items()}).encode("utf-8")
+        else:
+            raw = json.dumps(body).encode("utf-8")
+        request_headers = signed_headers(self.signing_secret, raw, content_type=mime)
+        request_headers["User-Agent"] = "Slackbot 1.0 (+https://api.slack.com/robots)"
+        if retry_num is not None:
+            request_headers["X-Slack-Retry-Num"] = str(retry_num)
+            request_headers["X-Slack-Retry-Reason"] = retry_reason
+        request_headers.update(headers or {})
+        return raw, request_headers
+
+    @contextlib.contextmanager
+    def capturing_requests(self):  # type: ignore[no-untyped-def]
+        """Build and sign this thread's deliveries without sending them (load generators replay them).
+
+        Yields a list that fills with ``(raw_body, headers)`` pairs; ``send_*`` return status 0.
+        """
+        previous = getattr(_delivery, "captured", None)
+        captured: list[tuple[bytes, dict[str, str]]] = []
+        _delivery.captured = captured
+        try:
+            yield captured
+        finally:
+            _delivery.captured = previous
 
     @contextlib.contextmanager
     def delivering_to(self, url: str):  # type: ignore[no-untyped-def]
@@ -74,23 +136,13 @@ class _AppClientMixin(_Core):
         because the app typically calls back into the stand-in.
         """
         url = getattr(_delivery, "url", None) or self.request_url
+        raw, request_headers = self.prepare_request(body, content_type, headers, retry_num, retry_reason)
+        captured = getattr(_delivery, "captured", None)
+        if captured is not None:
+            captured.append((raw, request_headers))
+            return AppResponse(0, {}, b"", payload=body)
         if not url:
             raise RuntimeError("set request_url (where the app receives events) before posting to the app")
-        mime = content_type_for(content_type)
-        if isinstance(body, bytes):
-            raw = body
-        elif isinstance(body, str):
-            raw = body.encode("utf-8")
-        elif mime == "application/x-www-form-urlencoded":
-            raw = urlencode({k: _form_value(v) for k, v in body.items()}).encode("utf-8")
-        else:
-            raw = json.dumps(body).encode("utf-8")
-        request_headers = signed_headers(self.signing_secret, raw, content_type=mime)
-        request_headers["User-Agent"] = "Slackbot 1.0 (+https://api.slack.com/robots)"
-        if retry_num is not None:
-            request_headers["X-Slack-Retry-Num"] = str(retry_num)
-            request_headers["X-Slack-Retry-Reason"] = retry_reason
-        request_headers.update(headers or {})
         request = urllib.request.Request(url, data=raw, headers=request_headers, method="POST")
         try:
             with _opener.open(request, timeout=self.app_timeout_seconds) as resp:
@@ -110,11 +162,14 @@ class _AppClientMixin(_Core):
         event: dict[str, Any],
         event_id: str | None = None,
         retry_num: int | None = None,
+        via: str | None = None,
     ) -> AppResponse:
         """Deliver ``event`` in Slack's ``event_callback`` envelope (JSON, signed).
 
         ``event_ts`` is filled in when missing; the envelope (with the generated
-        ``event_id``) is available as ``.payload`` on the result.
+        ``event_id``) is available as ``.payload`` on the result. ``via="socket"`` sends it as
+        an ``events_api`` Socket Mode envelope instead (every ``send_*`` takes ``via``; the
+        default is ``self.delivery``) and returns a ``SocketDelivery``.
         """
         with self._lock:
             ws = self._resolve_ws(ws_or_team_id)
@@ -123,7 +178,7 @@ class _AppClientMixin(_Core):
             if isinstance(event.get("user"), str):
                 self._ensure_user(ws.team_id, event["user"])
             envelope = self._envelope(ws, event, event_id)
-        return self.post_to_app(envelope, "json", retry_num=retry_num, kind="event")
+        return self._deliver(via, "event", envelope, envelope, "json", retry_num=retry_num)
 
     def _envelope(self, ws: Workspace, event: dict[str, Any], event_id: str | None) -> dict[str, Any]:
         org_wide = ws.is_enterprise_install
@@ -156,6 +211,7 @@ class _AppClientMixin(_Core):
         text: str = "hello",
         user: str | None = None,
         channel: str | None = None,
+        via: str | None = None,
     ) -> AppResponse:
         """Someone @-mentions the bot: an ``app_mention`` event with ``<@BOT> text``.
 
@@ -175,7 +231,7 @@ class _AppClientMixin(_Core):
                 "event_ts": ts,
                 "team": workspace.team_id,
             }
-        return self.send_event(workspace.team_id, event)
+        return self.send_event(workspace.team_id, event, via=via)
 
     def send_url_verification(self, challenge: str | None = None) -> AppResponse:
         """Slack's request-URL handshake; the app must echo ``challenge``."""
@@ -200,6 +256,7 @@ class _AppClientMixin(_Core):
         text: str = "",
         user: str | None = None,
         channel: str | None = None,
+        via: str | None = None,
     ) -> AppResponse:
         """Invoke a slash command: form-encoded like Slack, with a live ``response_url`` and ``trigger_id``."""
         with self._lock:
@@ -225,14 +282,15 @@ class _AppClientMixin(_Core):
             if workspace.enterprise_id:  # Slack only sends these for Enterprise Grid workspaces
                 body["enterprise_id"] = workspace.enterprise_id
                 body["enterprise_name"] = workspace.enterprise_name or ""
-        return self.post_to_app(body, "form", kind="slash_command")
+        return self._deliver(via, "slash_command", body, body, "form")
 
-    def send_interactive(self, ws: Workspace | str, payload: dict[str, Any]) -> AppResponse:
+    def send_interactive(self, ws: Workspace | str, payload: dict[str, Any], via: str | None = None) -> AppResponse:
         """Send an interaction (block_actions, view_submission, shortcut, ...) as ``payload=<json>``.
 
         Missing ``team``, ``user``, ``api_app_id``, ``token``, ``enterprise``,
         ``is_enterprise_install`` and ``trigger_id`` are filled in; a ``response_url``
-        is added when the payload has a ``channel`` or ``message``.
+        is added when the payload has a ``channel`` or ``message``, and a view_submission gets
+        ``response_urls`` for conversations picked in ``response_url_enabled`` inputs.
         """
         with self._lock:
             workspace = self._resolve_ws(ws)
@@ -264,4 +322,27 @@ class _AppClientMixin(_Core):
                 channel = payload.get("channel")
                 channel_id = channel.get("id") if isinstance(channel, dict) else channel
                 payload["response_url"] = self._new_response_url(workspace, channel_id, user_id)
-        return self.post_to_app({"payload": json.dumps(payload)}, "form", kind="interactive")
+            if payload.get("type") == "view_submission" and "response_urls" not in payload:
+                payload["response_urls"] = self._view_response_urls(workspace, payload.get("view"), user_id)
+        return self._deliver(via, "interactive", payload, {"payload": json.dumps(payload)}, "form")
+
+    def _view_response_urls(self, ws: Workspace, view: Any, user_id: str) -> list[dict[str, Any]]:
+        """Like Slack: a response_url per conversation picked in a ``response_url_enabled`` input."""
+        if not isinstance(view, dict):
+            return []
+        values = (view.get("state") or {}).get("values") or {}
+        urls = []
+        for block in view.get("blocks") or []:
+            element = block.get("element") if isinstance(block, dict) else None
+            if block.get("type") != "input" or not isinstance(element, dict) or not element.get("response_url_enabled"):
+                continue
+            state = (values.get(block.get("block_id")) or {}).get(element.get("action_id")) or {}
+            channel_id = state.get("selected_conversation") or state.get("selected_channel")
+            if channel_id:
+                urls.append({
+                    "block_id": block.get("block_id"),
+                    "action_id": element.get("action_id"),
+                    "channel_id": channel_id,
+                    "response_url": self._new_response_url(ws, channel_id, user_id),
+                })
+        return urls

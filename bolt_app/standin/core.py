@@ -344,7 +344,7 @@ class _Core:
             now = time.time()
             count = 0
             for rec in self._tokens.values():
-                if rec.kind == "refresh":
+                if rec.kind in ("refresh", "app"):  # these never expire
                     continue
                 if team_id is not None and rec.team_id != team_id:
                     continue

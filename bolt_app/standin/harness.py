@@ -96,7 +96,9 @@ class Browser:
 
 
 def authorize_url_from_install_page(page: str) -> str:
-    match = re.search(r'<a[^>]+href="([^"]+)"[^>]*>\s*Add to Slack', page)
+    match = re.search(r'<a[^>]+href="([^"]+)"[^>]*>\s*Add to Slack', page) or re.search(
+        r'href="([^"]*client_id=[^"]*)"', page  # stock Bolt's page: the button is an image
+    )
     assert match, "install page has no Add to Slack link"
     return html.unescape(match.group(1))
 
@@ -126,6 +128,11 @@ def install(
     return InstallResult(browser.get(callback_url), callback_url)
 
 
+# A fixed token encryption key for apps driven by the harness (a server database requires one; the
+# test process reads the same rows with it). Never use it outside tests, benchmarks and the sandbox.
+HARNESS_ENCRYPTION_KEY = "NL4Uep0Uc7vVy-rKJv3DrCSpLyKnBrYupE1w2uRSkDI="
+
+
 def app_env(standin: SlackStandIn, database_url: str) -> dict[str, str]:
     """Environment that points the app at the stand-in with matching credentials."""
     return {
@@ -135,14 +142,20 @@ def app_env(standin: SlackStandIn, database_url: str) -> dict[str, str]:
         "SLACK_API_URL": standin.api_url,
         "SLACK_AUTHORIZE_URL": standin.authorize_url,
         "DATABASE_URL": database_url,
+        "SLACK_TOKEN_ENCRYPTION_KEYS": HARNESS_ENCRYPTION_KEY,
     }
 
 
 class AppProcess:
     """`python main.py` (gunicorn, real workers) as a subprocess, on a free port of 127.0.0.1."""
 
-    def __init__(self, *, env: dict[str, str], workdir: Path, port: int | None = None):
+    def __init__(self, *, env: dict[str, str], workdir: Path, port: int | None = None,
+                 command: list[str] | None = None, cwd: Path | None = None):
         self.port = port or free_port()
+        # Default: the app as users run it. Benchmarks pass other WSGI apps under gunicorn.
+        self.command = command or [sys.executable, str(PROJECT_ROOT / "main.py")]
+        # Default: the log directory. Slack CLI hooks run from the project directory.
+        self.cwd = cwd
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(workdir) / f"server-{self.port}.log"
         self.env = {
@@ -165,8 +178,8 @@ class AppProcess:
     def start(self, timeout: float = 30) -> "AppProcess":
         self._log_file = open(self.log_path, "wb")
         self.process = subprocess.Popen(
-            [sys.executable, str(PROJECT_ROOT / "main.py")],
-            cwd=self.log_path.parent,
+            self.command,
+            cwd=self.cwd or self.log_path.parent,
             env=self.env,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,

@@ -154,7 +154,7 @@ class _Install:
 @dataclass
 class _Token:
     value: str
-    kind: str  # "bot" | "user" | "refresh"
+    kind: str  # "bot" | "user" | "refresh" | "app" (app-level, Socket Mode)
     install_key: tuple[str | None, str | None]
     team_id: str | None
     enterprise_id: str | None

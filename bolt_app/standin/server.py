@@ -15,12 +15,13 @@ from .appclient import _AppClientMixin
 from .http import Response, html_response, json_response, text_response
 from .oauth import _OAuthMixin
 from .pages import render_index
+from .socketmode import _SocketModeMixin
 from .webapi import _WebApiMixin
 
 logger = logging.getLogger("bolt_app.standin")
 
 
-class SlackStandIn(_OAuthMixin, _WebApiMixin, _AppClientMixin):
+class SlackStandIn(_OAuthMixin, _WebApiMixin, _AppClientMixin, _SocketModeMixin):
     """A local fake of slack.com for one app: OAuth install, Web API, token rotation, signed requests.
 
     Construct, ``start()`` (or use as a context manager), point the app's WebClient at
@@ -47,6 +48,8 @@ class SlackStandIn(_OAuthMixin, _WebApiMixin, _AppClientMixin):
         )
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        #: The sandbox's web console (console.py), when attached: it answers ``/`` and ``/console/...``.
+        self.console: Any = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -66,6 +69,7 @@ class SlackStandIn(_OAuthMixin, _WebApiMixin, _AppClientMixin):
 
     def stop(self) -> None:
         """Stop serving and release the port (safe to call twice)."""
+        self._stop_socket_mode()
         server, thread = self._server, self._thread
         self._server, self._thread = None, None
         if server is not None:
@@ -113,6 +117,8 @@ class SlackStandIn(_OAuthMixin, _WebApiMixin, _AppClientMixin):
     def _route(self, verb: str, target: str, headers: dict[str, str], body: bytes) -> Response:
         parts = urlsplit(target)
         path, query = parts.path, parts.query
+        if self.console is not None and self.console.handles(path):
+            return self.console.handle(verb, target, headers, body)
         if path.startswith("/api/"):
             return self._handle_api(path[len("/api/") :], query, headers, body)
         form = dict(parse_qsl(query, keep_blank_values=True))
@@ -155,6 +161,11 @@ class _Server(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
+    # Keep-alive like Slack's API servers, so clients can reuse connections.
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; without this, Nagle's algorithm holds the body
+    # back until the client's delayed ACK (~40 ms on every kept-alive call).
+    disable_nagle_algorithm = True
     server: _Server
     server_version = "SlackStandIn/1.0"
 

@@ -180,6 +180,8 @@ class _WebApiMixin(_Core):
         rec = ctx.record
         if rec is None or rec.kind == "refresh":
             raise _ApiError("invalid_auth")
+        if rec.kind == "app":  # app-level tokens only open Socket Mode connections
+            raise _ApiError("not_allowed_token_type")
         if not rec.alive:
             raise _ApiError(rec.dead_error)
         if rec.expires_at is not None and ctx.now >= rec.expires_at:
@@ -286,9 +288,6 @@ class _WebApiMixin(_Core):
             raise _ApiError("bad_client_secret")
         self._uninstall_key(rec.install_key)
         return {}
-
-    def _api_apps_connections_open(self, ctx: _Ctx) -> dict[str, Any]:
-        raise _ApiError("not_implemented")
 
     # ------------------------------------------------------------------ chat
 
