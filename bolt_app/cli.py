@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import Callable, Sequence
 
 from bolt_app import database
 from bolt_app.logs import configure_logging
 from bolt_app.settings import Settings, SettingsError, load_settings
+from bolt_app.storage import crypto
+from bolt_app.storage.crypto import TokenEncryptionError
 
 EXIT_CONFIG = 2
 EXIT_SCHEMA = 3
@@ -35,8 +38,18 @@ def build_parser() -> argparse.ArgumentParser:
     refresh.add_argument("--within", type=int, default=None, metavar="MINUTES",
                          help="refresh tokens expiring within this many minutes (default: SLACK_TOKEN_REFRESH_MINUTES)")
 
+    keys = sub.add_parser("keys", help="token encryption keys").add_subparsers(dest="keys_command", required=True)
+    keys.add_parser("generate", help="print a new key for SLACK_TOKEN_ENCRYPTION_KEYS")
+    keys.add_parser("rotate", help="re-encrypt every stored token with the first key (resumable, safe while serving)")
+
     manifest = sub.add_parser("manifest", help="print manifest.yml as JSON")
     manifest.add_argument("--socket-mode", action="store_true", help="the local-development variant (Socket Mode)")
+
+    sandbox = sub.add_parser("sandbox", help="try the app offline: a local Slack stand-in, its web console and the app")
+    sandbox.add_argument("--port", type=int, default=None, metavar="PORT",
+                         help="console (and stand-in) port on 127.0.0.1 (default 3100; 0 picks a free one)")
+    sandbox.add_argument("--app-port", type=int, default=None, metavar="PORT",
+                         help="the app's port on 127.0.0.1 (default 3000; 0 picks a free one)")
     return parser
 
 
@@ -49,6 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "installations": _installations,
         "tokens": _tokens,
         "manifest": _manifest,
+        "keys": _keys,
+        "sandbox": _sandbox,
     }
     try:
         return handlers[command](args)
@@ -58,16 +73,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except database.SchemaOutOfDate as error:
         print(str(error), file=sys.stderr)
         return EXIT_SCHEMA
+    except TokenEncryptionError as error:
+        print(f"The app cannot use the stored tokens: {error}", file=sys.stderr)
+        return EXIT_CONFIG
 
 
 def _settings(purpose: str) -> Settings:
     settings = load_settings(purpose=purpose)  # type: ignore[arg-type]
+    for name in ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"):
+        # Empty means unset (.env.example leaves them empty for one workspace), but Bolt reads these
+        # two itself and turns on its own file-based OAuth when they merely exist.
+        if name in os.environ and not os.environ[name].strip():
+            del os.environ[name]
     configure_logging(settings.log_level, settings.secrets)
     return settings
 
 
 def _serve(args: argparse.Namespace) -> int:
     settings = _settings("serve")
+    if settings.socket_mode:
+        # SLACK_APP_TOKEN: events over Socket Mode; /healthz and the OAuth pages still on PORT.
+        from bolt_app.socket_mode import serve_socket_mode
+
+        return serve_socket_mode(settings)
     from bolt_app.server import serve
 
     serve(settings)
@@ -75,7 +103,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _engine(settings: Settings):  # type: ignore[no-untyped-def]
-    return database.create_engine(settings.database_url, pool_size=2)
+    engine = database.create_engine(settings.database_url, pool_size=2)
+    if settings.token_encryption_keys or settings.is_sqlite:
+        # Token columns (and migration 0003) use the keys the app uses.
+        crypto.bind(engine, crypto.keyring_from_settings(settings))
+    return engine
 
 
 def _db(args: argparse.Namespace) -> int:
@@ -134,6 +166,33 @@ def _tokens(args: argparse.Namespace) -> int:
         f"Done: {summary.refreshed} refreshed, {summary.needs_reinstall} need reinstall, {summary.failed} failed."
     )
     return EXIT_FAILURES if summary.failed or summary.needs_reinstall else 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from bolt_app import keys
+
+    if args.keys_command == "generate":
+        # Needs no settings: prints a key to put in SLACK_TOKEN_ENCRYPTION_KEYS.
+        print(keys.generate())
+        return 0
+    settings = _settings("admin")
+    keyring = crypto.keyring_from_settings(settings)
+    engine = _admin_engine(settings)
+    print(f"Re-encrypting stored tokens with the first of {len(keyring.fingerprints)} key(s) "
+          f"(fingerprint {keyring.fingerprints[0]})…", flush=True)
+    summary = keys.rotate(engine, keyring, lambda line: print(f"  {line}", flush=True))
+    for failure in summary.failures:
+        print(f"  failed: {failure}", file=sys.stderr)
+    print(f"Done: {summary.reencrypted} row(s) re-encrypted, {summary.already_current} already under the first key, "
+          f"{summary.failed} failed.")
+    return EXIT_FAILURES if summary.failed else 0
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    # Needs no settings: it generates its own and ignores the Slack ones (see bolt_app/sandbox.py).
+    from bolt_app.sandbox import run
+
+    return run(port=args.port, app_port=args.app_port)
 
 
 def _manifest(args: argparse.Namespace) -> int:
