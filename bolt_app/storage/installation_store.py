@@ -232,38 +232,33 @@ class InstallationStore(SQLAlchemyInstallationStore):
         return self.installation_from_row(row._mapping) if row is not None else None
 
     @staticmethod
-    def bot_from_row(row: Mapping[str, Any]) -> Bot:
-        return Bot(
-            app_id=row["app_id"],
-            enterprise_id=row["enterprise_id"],
-            enterprise_name=row["enterprise_name"],
-            team_id=row["team_id"],
-            team_name=row["team_name"],
-            bot_token=row["bot_token"],
-            bot_id=row["bot_id"],
-            bot_user_id=row["bot_user_id"],
-            bot_scopes=row["bot_scopes"],
-            bot_refresh_token=row["bot_refresh_token"],
-            bot_token_expires_at=from_db_time(row["bot_token_expires_at"]),
-            is_enterprise_install=row["is_enterprise_install"],
-            installed_at=float(from_db_time(row["installed_at"]) or 0),  # slack_sdk wants a float here
-        )
+    def _bot_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+        """The columns bots and installation rows share, converted for slack_sdk's models."""
+        return {
+            "app_id": row["app_id"],
+            "enterprise_id": row["enterprise_id"],
+            "enterprise_name": row["enterprise_name"],
+            "team_id": row["team_id"],
+            "team_name": row["team_name"],
+            "bot_token": row["bot_token"],
+            "bot_id": row["bot_id"],
+            "bot_user_id": row["bot_user_id"],
+            "bot_scopes": row["bot_scopes"],
+            "bot_refresh_token": row["bot_refresh_token"],
+            "bot_token_expires_at": from_db_time(row["bot_token_expires_at"]),
+            "is_enterprise_install": row["is_enterprise_install"],
+            "installed_at": float(from_db_time(row["installed_at"]) or 0),  # slack_sdk wants a float here
+        }
 
-    @staticmethod
-    def installation_from_row(row: Mapping[str, Any]) -> Installation:
+    @classmethod
+    def bot_from_row(cls, row: Mapping[str, Any]) -> Bot:
+        return Bot(**cls._bot_fields(row))
+
+    @classmethod
+    def installation_from_row(cls, row: Mapping[str, Any]) -> Installation:
         return Installation(
-            app_id=row["app_id"],
-            enterprise_id=row["enterprise_id"],
-            enterprise_name=row["enterprise_name"],
+            **cls._bot_fields(row),
             enterprise_url=row["enterprise_url"],
-            team_id=row["team_id"],
-            team_name=row["team_name"],
-            bot_token=row["bot_token"],
-            bot_id=row["bot_id"],
-            bot_user_id=row["bot_user_id"],
-            bot_scopes=row["bot_scopes"],
-            bot_refresh_token=row["bot_refresh_token"],
-            bot_token_expires_at=from_db_time(row["bot_token_expires_at"]),
             user_id=row["user_id"],
             user_token=row["user_token"],
             user_scopes=row["user_scopes"],
@@ -273,9 +268,7 @@ class InstallationStore(SQLAlchemyInstallationStore):
             incoming_webhook_channel=row["incoming_webhook_channel"],
             incoming_webhook_channel_id=row["incoming_webhook_channel_id"],
             incoming_webhook_configuration_url=row["incoming_webhook_configuration_url"],
-            is_enterprise_install=row["is_enterprise_install"],
             token_type=row["token_type"],
-            installed_at=float(from_db_time(row["installed_at"]) or 0),  # slack_sdk wants a float here
         )
 
     # ------------------------------------------------------------------ deletes

@@ -4,7 +4,6 @@ acks, and dropped connections — driven by a raw websocket client and by slack_
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Iterator
 
@@ -13,6 +12,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth import AuthorizeUrlGenerator
 from slack_sdk.socket_mode.builtin import SocketModeClient
+
+from bolt_app.socket_mode import close_quickly
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 from websockets.exceptions import InvalidStatus
@@ -171,12 +172,3 @@ def test_slack_sdk_builtin_client_reconnects_after_each_kind_of_drop(slack: Slac
         close_quickly(client)
 
 
-def close_quickly(client: SocketModeClient) -> None:
-    """client.close() waits out a 3-second read timeout unless the socket is shut down first."""
-    sock = getattr(client.current_session, "sock", None)
-    if sock is not None:
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-    client.close()
