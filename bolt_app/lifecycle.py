@@ -190,7 +190,9 @@ class EventListenerRunner(ThreadListenerRunner):
                 return result  # not acknowledged: Slack redelivers once the database is back
             return BoltResponse(status=200, body="")  # a bug: retrying would only repeat it
         for lazy in listener.lazy_functions:
-            self._start_lazy_function(lazy, request)
+            # Bolt deep-copies the request (client included) for each lazy function; here the
+            # request thread is done with it once the answer is returned, so it is handed over.
+            self.lazy_listener_runner.start(function=lazy, request=request)
         return BoltResponse(status=200, body="")
 
 
