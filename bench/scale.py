@@ -15,7 +15,7 @@ import uuid
 import sqlalchemy as sa
 
 from bolt_app import database
-from bolt_app.storage import tables
+from bolt_app.storage import crypto, tables
 from bolt_app.storage.tables import to_db_time, utc_now, workspace_key
 
 CLIENT_ID = "7777.8888"
@@ -78,6 +78,8 @@ def run_scale(sizes: list[int], samples: int = 2000) -> dict:
             conn.exec_driver_sql(f"CREATE DATABASE {name}")
         url = sa.engine.make_url(server).set(database=name).render_as_string(hide_password=False)
         engine = database.create_engine(url, pool_size=4)
+        key = crypto.generate_key()
+        crypto.bind(engine, crypto.Keyring([key]))  # seeded tokens are encrypted like real ones
         try:
             database.upgrade(engine)
             seeded_at = time.perf_counter()
@@ -87,6 +89,7 @@ def run_scale(sizes: list[int], samples: int = 2000) -> dict:
                 conn.exec_driver_sql("ANALYZE")
             settings = load_settings({"SLACK_CLIENT_ID": CLIENT_ID, "SLACK_CLIENT_SECRET": "scale-secret",
                                       "SLACK_SIGNING_SECRET": "scale-signing", "DATABASE_URL": url,
+                                      "SLACK_TOKEN_ENCRYPTION_KEYS": key,
                                       "SLACK_API_URL": "http://127.0.0.1:9/api/"})
             app = create_app(settings, engine=engine)
             app.authorize_cache = None

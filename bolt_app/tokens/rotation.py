@@ -165,6 +165,8 @@ class TokenService:
         on_rotated: Callable[[str], None] | None = None,
     ):
         self.engine = engine
+        # Hot-path reads run outside a transaction: one statement, no BEGIN/ROLLBACK round-trips.
+        self.read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.client_id = client_id
         self._client_secret = client_secret
         self.client = client
@@ -185,7 +187,7 @@ class TokenService:
 
     def read_bot(self, key: str) -> BotTokens | None:
         c = tables.bots.c
-        with self.engine.connect() as conn:
+        with self.read_engine.connect() as conn:
             row = conn.execute(
                 sa.select(tables.bots).where(c.client_id == self.client_id, c.workspace_key == key)
             ).first()
@@ -193,7 +195,7 @@ class TokenService:
 
     def read_user(self, key: str, user_id: str) -> UserTokens | None:
         c = tables.installations.c
-        with self.engine.connect() as conn:
+        with self.read_engine.connect() as conn:
             row = conn.execute(
                 sa.select(
                     c.workspace_key,
