@@ -42,6 +42,7 @@ from bench.loadgen import LoadResult, PreparedRequest, run_load  # noqa: E402
 from bench.rotation_race import app_store, dead_refresh_tokens  # noqa: E402
 from bolt_app import database  # noqa: E402
 from bolt_app.diagnostics import read_query_total  # noqa: E402
+from bolt_app.features.polls.blocks import VOTE_ACTION_PREFIX  # noqa: E402
 from bolt_app.standin import SlackStandIn  # noqa: E402
 from bolt_app.standin.harness import PROJECT_ROOT, AppProcess, app_env, free_port, install, wait_for  # noqa: E402
 
@@ -207,8 +208,9 @@ def workload_polls(process: AppProcess, standin: SlackStandIn, teams: list, args
     messages = []
     for ws in polls_teams:
         for message in standin.messages(ws.team_id):
-            buttons = [e for b in message.get("blocks") or [] if b.get("type") == "actions"
-                       for e in b.get("elements", []) if e.get("type") == "button"]
+            # One vote button per option, as each option section's accessory.
+            buttons = [b["accessory"] for b in message.get("blocks") or []
+                       if str((b.get("accessory") or {}).get("action_id", "")).startswith(VOTE_ACTION_PREFIX)]
             if buttons:
                 messages.append((ws, message, buttons))
                 break
@@ -227,7 +229,7 @@ def workload_polls(process: AppProcess, standin: SlackStandIn, teams: list, args
                     "channel": {"id": message["channel"]},
                     "container": {"type": "message", "message_ts": message["ts"], "channel_id": message["channel"]},
                     "message": message,
-                    "actions": [{"type": "button", "action_id": button["action_id"], "block_id": "b",
+                    "actions": [{"type": "button", "action_id": button["action_id"], "block_id": "option",
                                  "value": button.get("value", ""), "action_ts": f"{time.time():.6f}"}],
                 })
 
@@ -282,18 +284,21 @@ def workload_rotation(target: str, process: AppProcess, standin: SlackStandIn, u
 
 
 def workload_memory(process: AppProcess, standin: SlackStandIn, teams: list, args) -> dict:  # type: ignore[no-untyped-def]
-    before = worker_rss_kib(process.process.pid)  # type: ignore[union-attr]
+    """RSS of each worker after every batch, once the batch's replies are done (so queued work is
+    not mistaken for a leak): flat after warm-up means no per-event growth."""
+    series = [sum(worker_rss_kib(process.process.pid))]  # type: ignore[union-attr]
     sent = 0
     while sent < args.memory_events:
-        batch = min(2000, args.memory_events - sent)
+        batch = min(2500, args.memory_events - sent)
         requests = prepared(standin, lambda: [standin.send_mention(teams[(sent + i) % len(teams)], text="mem")
                                               for i in range(batch)])
-        run_load(process.url, requests, args.concurrency, args.loadgen_processes)
         standin.clear_calls()
+        load = run_load(process.url, requests, args.concurrency, args.loadgen_processes)
+        replies_done(standin, load.statuses.get(200, 0), 120)
         sent += batch
-    time.sleep(2)
-    after = worker_rss_kib(process.process.pid)  # type: ignore[union-attr]
-    return {"events": sent, "worker_rss_kib_before": before, "worker_rss_kib_after": after}
+        series.append(sum(worker_rss_kib(process.process.pid)))  # type: ignore[union-attr]
+    return {"events": sent, "batch": 2500, "total_worker_rss_kib_series": series,
+            "growth_after_first_batch_kib": series[-1] - series[1] if len(series) > 2 else None}
 
 
 # ------------------------------------------------------------------ report
@@ -350,8 +355,9 @@ def print_report(results: dict, args: argparse.Namespace) -> None:
                   f"(200 without reply {r['answered_200_without_reply']}), dead refresh tokens {r['dead_refresh_tokens']}")
     mem = results.get("app", {}).get("memory")
     if mem:
-        print(f"\nmemory: worker RSS KiB before {mem['worker_rss_kib_before']} after {mem['events']} events "
-              f"{mem['worker_rss_kib_after']}")
+        print(f"\nmemory: total worker RSS (KiB) after each batch of {mem['batch']} events: "
+              f"{mem['total_worker_rss_kib_series']}; growth after the first batch "
+              f"{mem['growth_after_first_batch_kib']} KiB over {mem['events'] - mem['batch']} events")
     if "scale" in results:
         from bench.scale import print_scale
 
