@@ -128,15 +128,16 @@ class EventListenerRunner(ThreadListenerRunner):
         listener: Listener,
         starting_time: Optional[float] = None,
     ) -> Optional[BoltResponse]:
-        if (
-            self.process_before_response
-            or request.lazy_only
-            or not listener.auto_acknowledgement
-            or not is_event_delivery(request.body)
-        ):
+        if self.process_before_response or request.lazy_only:
             return super().run(request, response, listener_name, listener, starting_time)
         if listener.lazy_functions:
             return self._run_ack_then_lazy(request, listener_name, listener)
+        if not is_event_delivery(request.body):
+            if listener.auto_acknowledgement:
+                return super().run(request, response, listener_name, listener, starting_time)
+            return self._run_until_ack(request, response, listener_name, listener, starting_time)
+        if not listener.auto_acknowledgement:
+            return super().run(request, response, listener_name, listener, starting_time)
 
         finished = threading.Event()
         outcome: dict[str, BoltResponse] = {}
@@ -173,10 +174,52 @@ class EventListenerRunner(ThreadListenerRunner):
         return BoltResponse(status=200, body="")
 
 
-    def _run_ack_then_lazy(self, request: BoltRequest, listener_name: str, listener: Listener) -> BoltResponse:
-        """An event listener split Bolt's way: `ack=` (durable work) runs here, in the request
-        thread, so it never queues behind other events' Web API calls; the `lazy=` functions
-        (Web API calls) start after it and the answer goes out at once."""
+    def _run_until_ack(
+        self,
+        request: BoltRequest,
+        response: Optional[BoltResponse],
+        listener_name: str,
+        listener: Listener,
+        starting_time: Optional[float],
+    ) -> Optional[BoltResponse]:
+        """Commands, actions, views, shortcuts: Bolt's semantics, but the request thread wakes the
+        moment the listener calls ack() instead of polling for it every 10 ms."""
+        answered = threading.Event()
+        ack = _SignallingAck(answered)
+        request.context["ack"] = ack
+
+        def run_listener() -> None:
+            result = response if response is not None else BoltResponse(status=200, body="")
+            try:
+                self.listener_start_handler.handle(request=request, response=result)
+                listener.run_ack_function(request=request, response=result)
+            except Exception as error:  # noqa: BLE001 - handed to the app's error handler, like Bolt
+                acknowledged = ack.response is not None
+                result.status = 500
+                try:
+                    self.listener_error_handler.handle(error=error, request=request, response=result)
+                except Exception:  # noqa: BLE001 - the handler itself failed
+                    logger.exception("%s failed and so did the error handler", listener_name)
+                if not acknowledged:
+                    ack.response = result  # the failure is the answer (the error handler may make it 503)
+            finally:
+                self.listener_completion_handler.handle(request=request, response=result)
+                answered.set()
+
+        started = starting_time if starting_time is not None else time.time()
+        self.listener_executor.submit(run_listener)
+        answered.wait(max(listener.ack_timeout - (time.time() - started), 0.05))
+        if ack.response is None:
+            logger.warning("%s did not call ack() within %s s", listener_name, listener.ack_timeout)
+            return None
+        return ack.response
+
+    def _run_ack_then_lazy(
+        self, request: BoltRequest, listener_name: str, listener: Listener
+    ) -> Optional[BoltResponse]:
+        """A listener split Bolt's way: `ack=` (decide, durable work) runs here, in the request
+        thread, so it never queues behind other requests' slow work; the `lazy=` functions (Web
+        API calls, slow database work) start after it and the answer goes out at once."""
         result = BoltResponse(status=200, body="")
         try:
             listener.run_ack_function(request=request, response=result)
@@ -189,11 +232,15 @@ class EventListenerRunner(ThreadListenerRunner):
             if result.status == RETRY_STATUS:
                 return result  # not acknowledged: Slack redelivers once the database is back
             return BoltResponse(status=200, body="")  # a bug: retrying would only repeat it
+        answer = request.context.ack.response
+        if answer is None and not listener.auto_acknowledgement:
+            logger.warning("%s did not call ack()", listener_name)
+            return None
         for lazy in listener.lazy_functions:
             # Bolt deep-copies the request (client included) for each lazy function; here the
             # request thread is done with it once the answer is returned, so it is handed over.
             self.lazy_listener_runner.start(function=lazy, request=request)
-        return BoltResponse(status=200, body="")
+        return answer or BoltResponse(status=200, body="")
 
 
 # --------------------------------------------------------------------------- uninstall / revocation

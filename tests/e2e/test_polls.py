@@ -4,6 +4,8 @@ whose token made it, payload)."""
 
 from __future__ import annotations
 
+import time
+
 import sqlalchemy as sa
 
 from bolt_app import database
@@ -134,7 +136,8 @@ def test_every_poll_flow_in_two_workspaces(standin, app_server_factory, sqlite_u
         assert [b["text"]["text"] for b in buttons] == ["Pizza", "Sushi", "Tacos"]
         poll_id = buttons[0]["value"].split(":")[0]
         ts = posted_ts(standin, ws, posted.params["text"])
-        (row,) = rows(sqlite_url, polls, poll_id=poll_id)
+        # The message's ts is stored once chat.postMessage has answered: wait for it.
+        (row,) = wait_for(lambda: [r for r in rows(sqlite_url, polls, poll_id=poll_id) if r.message_ts])
         assert row.team_id == ws.team_id and row.message_ts == ts and row.creator_id == creator
 
         # Voting: recorded, the message updated with counts, bar and voter; a click again removes
@@ -273,6 +276,10 @@ def test_isolation_duplicates_retries_and_uninstall(standin, app_server_factory,
     assert standin.send_interactive(b, click).status == 200
     assert standin.send_interactive(b, click).status == 200
     wait_message(standin, b, b_ts, f"<@{intruder}>")
+    # Votes are stored after the click is answered: wait for the first, then make sure the
+    # duplicate delivery did not add or toggle anything.
+    assert wait_for(lambda: len(rows(sqlite_url, poll_votes, poll_id=b_id)) == 1)
+    time.sleep(0.3)
     assert len(rows(sqlite_url, poll_votes, poll_id=b_id)) == 1
     different_click = payloads.vote(b.team_id, intruder, b_id, 1, b.default_channel_id, b_ts)
     standin.send_interactive(b, different_click)  # a new click (new action_ts) toggles it off

@@ -18,10 +18,9 @@ def channel_of(body: dict[str, Any]) -> Optional[str]:
 
 
 def handle_vote(
-    polls: PollsFeature, ack: Callable[..., Any], body: dict[str, Any], action: dict[str, Any], client: Any,
-    context: BoltContext,
+    polls: PollsFeature, body: dict[str, Any], action: dict[str, Any], client: Any, context: BoltContext
 ) -> None:
-    ack()
+    """After the answer: record the click, then refresh the message (or tell the voter why not)."""
     poll_id, _, position = str(action.get("value") or "").partition(":")
     if not poll_id or not position.isdigit():
         return
@@ -37,10 +36,8 @@ def handle_vote(
 
 
 def handle_close(
-    polls: PollsFeature, ack: Callable[..., Any], body: dict[str, Any], action: dict[str, Any], client: Any,
-    context: BoltContext,
+    polls: PollsFeature, body: dict[str, Any], action: dict[str, Any], client: Any, context: BoltContext
 ) -> None:
-    ack()
     poll_id = str(action.get("value") or "")
     if poll_id:
         polls.close(
@@ -54,18 +51,25 @@ def handle_home_create(polls: PollsFeature, ack: Callable[..., Any], body: dict[
     polls.open_modal(client, body["trigger_id"])
 
 
+def acknowledge(ack: Callable[..., Any]) -> None:
+    ack()
+
+
 def register(app: App) -> None:
     polls: PollsFeature = app.features.polls  # type: ignore[attr-defined]
 
-    def poll_vote(ack: Callable[..., Any], body: dict, action: dict, client: Any, context: BoltContext) -> None:
-        handle_vote(polls, ack, body, action, client, context)
+    def poll_vote(body: dict, action: dict, client: Any, context: BoltContext) -> None:
+        handle_vote(polls, body, action, client, context)
 
-    def poll_close(ack: Callable[..., Any], body: dict, action: dict, client: Any, context: BoltContext) -> None:
-        handle_close(polls, ack, body, action, client, context)
+    def poll_close(body: dict, action: dict, client: Any, context: BoltContext) -> None:
+        handle_close(polls, body, action, client, context)
 
     def poll_home_create(ack: Callable[..., Any], body: dict, client: Any) -> None:
         handle_home_create(polls, ack, body, client)
 
-    app.action(re.compile(blocks.VOTE_ACTION_PATTERN))(poll_vote)
-    app.action(blocks.CLOSE_ACTION_ID)(poll_close)
+    # Answered at once in the request thread; the vote's transaction and the message update run
+    # after the answer, so a click never waits behind other clicks' database work. (A vote that
+    # cannot be stored is told to the voter by an ephemeral message: Slack does not retry clicks.)
+    app.action(re.compile(blocks.VOTE_ACTION_PATTERN))(ack=acknowledge, lazy=[poll_vote])
+    app.action(blocks.CLOSE_ACTION_ID)(ack=acknowledge, lazy=[poll_close])
     app.action(blocks.HOME_CREATE_ACTION_ID)(poll_home_create)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 
 from bolt_app.features.polls import blocks
@@ -21,7 +22,9 @@ def press(app, body, ack, client, context) -> None:
     key = next(k for k in app.handlers if k[0] == "action" and re.fullmatch(k[1], action["action_id"]))
     handler = app.handlers[key]
     kwargs = {"ack": ack, "body": body, "action": action, "client": client, "context": context}
-    handler(**{k: v for k, v in kwargs.items() if k in handler.__code__.co_varnames})
+    params = inspect.signature(handler).parameters
+    takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    handler(**{k: v for k, v in kwargs.items() if takes_all or k in params})
 
 
 def test_vote_acks_first_then_updates_the_message(app, ack, client, context, timeline, features) -> None:
