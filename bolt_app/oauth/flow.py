@@ -111,30 +111,25 @@ class AppOAuthFlow(OAuthFlow):
 
     def handle_callback(self, request: BoltRequest) -> BoltResponse:
         has_error = request.query.get("error", [None])[0] is not None
-        if not has_error and self.settings.state_validation_enabled and not request.query.get("state", [None])[0]:
-            return self.failure_handler(
-                FailureArgs(
-                    request=request,
-                    reason="missing_state",
-                    suggested_status_code=400,
-                    settings=self.settings,
-                    default=self.default_callback_options,
-                )
-            )
         state = request.query.get("state", [None])[0]
+        if not has_error and self.settings.state_validation_enabled and not state:
+            return self._fail(request, "missing_state", 400)
         utils = self.settings.state_utils
         if not has_error and state and isinstance(utils, StateCookie) and utils.was_used(state, request.headers):
             # A reload of the success page: say so, rather than "finish in the same browser".
-            return self.failure_handler(
-                FailureArgs(
-                    request=request,
-                    reason="already_used",
-                    suggested_status_code=401,
-                    settings=self.settings,
-                    default=self.default_callback_options,
-                )
-            )
+            return self._fail(request, "already_used", 401)
         return super().handle_callback(request)
+
+    def _fail(self, request: BoltRequest, reason: str, status: int) -> BoltResponse:
+        return self.failure_handler(
+            FailureArgs(
+                request=request,
+                reason=reason,
+                suggested_status_code=status,
+                settings=self.settings,
+                default=self.default_callback_options,
+            )
+        )
 
     def run_installation(self, code: str) -> Optional[Installation]:
         try:
