@@ -31,6 +31,10 @@ from bolt_app.tokens.rotation import InstallationNeedsReinstall, TokenService, T
 logger = logging.getLogger(__name__)
 
 STATE_COOKIE_NAME = "slack-app-oauth-state"
+# Bolt middleware that runs on every request for features no listener here uses: AI-assistant
+# helpers (say_stream, set_status, …) and custom-function (workflow step) tokens. A fork that adds
+# Assistant or custom-function listeners turns the matching one back on.
+UNUSED_BOLT_MIDDLEWARE_OFF = {"attaching_conversation_kwargs_enabled": False, "attaching_function_token_enabled": False}
 
 
 class SlackApp(App):
@@ -113,6 +117,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> SlackApp:
             oauth_flow=AppOAuthFlow(client=client, settings=oauth_settings),
             # The WSGI layer verifies signatures on the raw bytes before Bolt parses anything.
             request_verification_enabled=False,
+            **UNUSED_BOLT_MIDDLEWARE_OFF,
         )
         # Uninstall / revocation deletes run before the ack, so a database failure means a retry.
         # (Replaces app.enable_token_revocation_listeners(); see bolt_app/lifecycle.py.)
@@ -124,6 +129,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> SlackApp:
             client=client,
             token=settings.bot_token,
             request_verification_enabled=False,
+            **UNUSED_BOLT_MIDDLEWARE_OFF,
         )
 
     # Events are acknowledged after their listener ran (up to a deadline): a listener that failed
@@ -141,6 +147,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> SlackApp:
         app.installation_store.deletion_hooks.extend(app.features.deletion_hooks())
     app.error(_handle_error)
     register_listeners(app)
+    lifecycle.streamline_matchers(app)
     return app
 
 

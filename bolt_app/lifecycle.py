@@ -29,12 +29,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Optional
+from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import Any, Callable, Optional, Sequence
 
 from slack_bolt import Ack, App, BoltContext, BoltRequest, BoltResponse
-from slack_bolt.listener import Listener
+from slack_bolt.kwargs_injection import build_required_kwargs
+from slack_bolt.lazy_listener.thread_runner import ThreadLazyListenerRunner
+from slack_bolt.listener import CustomListener, Listener
+from slack_bolt.listener_matcher.builtins import BuiltinListenerMatcher
 from slack_bolt.listener.thread_runner import ThreadListenerRunner
+from slack_bolt.middleware import Middleware
+from slack_bolt.util.utils import get_arg_names_of_callable
 
 from bolt_app.storage.installation_store import InstallationStore
 
@@ -96,6 +101,30 @@ class _SignallingAck(Ack):
         return response
 
 
+class LazyRunner(ThreadLazyListenerRunner):
+    """Bolt's thread runner for `lazy=` functions, except that each function's parameter names
+    are read once (Bolt inspects the signature again for every request)."""
+
+    def __init__(self, logger: logging.Logger, executor: Executor):
+        super().__init__(logger=logger, executor=executor)
+        self._arg_names: dict[Callable[..., Any], Sequence[str]] = {}
+
+    def start(self, function: Callable[..., None], request: BoltRequest) -> None:
+        arg_names = self._arg_names.get(function)
+        if arg_names is None:
+            arg_names = self._arg_names[function] = get_arg_names_of_callable(function)
+        logger_ = self.logger
+
+        def run() -> None:
+            try:
+                function(**build_required_kwargs(logger=logger_, required_arg_names=arg_names, request=request,
+                                                 response=None, this_func=function))
+            except Exception as error:  # noqa: BLE001 - as Bolt: a lazy function's failure is logged
+                logger_.error(f"Failed to run an internal function ({error})")
+
+        self.executor.submit(run)
+
+
 class EventListenerRunner(ThreadListenerRunner):
     """Bolt's runner, except that Events API listeners finish (or hit the deadline) before the
     acknowledgement, and a database-unavailable failure is answered 503 instead of 200."""
@@ -110,6 +139,9 @@ class EventListenerRunner(ThreadListenerRunner):
         executor = runner.listener_executor
         if max_workers is not None:
             executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="bolt-listener")
+        lazy = runner.lazy_listener_runner
+        if isinstance(lazy, ThreadLazyListenerRunner) and not isinstance(lazy, LazyRunner):
+            lazy = LazyRunner(logger=lazy.logger, executor=lazy.executor)
         return cls(
             logger=runner.logger,
             process_before_response=runner.process_before_response,
@@ -117,7 +149,7 @@ class EventListenerRunner(ThreadListenerRunner):
             listener_start_handler=runner.listener_start_handler,
             listener_completion_handler=runner.listener_completion_handler,
             listener_executor=executor,
-            lazy_listener_runner=runner.lazy_listener_runner,
+            lazy_listener_runner=lazy,
         )
 
     def run(
@@ -243,6 +275,35 @@ class EventListenerRunner(ThreadListenerRunner):
         return answer or BoltResponse(status=200, body="")
 
 
+# --------------------------------------------------------------------------- listener matching
+
+
+class BodyMatcher(BuiltinListenerMatcher):
+    """Bolt's built-in matcher (`app.event("app_mention")`, `app.action(...)`, …) called with the
+    body directly: Bolt builds every injectable argument (about 30) to pass the one it takes, and
+    every registered listener's matcher runs on every request until one matches."""
+
+    def matches(self, req: BoltRequest, resp: BoltResponse) -> bool:
+        return self.func(body=req.body)  # type: ignore[return-value]
+
+
+def streamline_matchers(app: App) -> None:
+    """Swap built-in matchers that take only `body` for `BodyMatcher` (same functions, same result)."""
+    for listener in app._listeners:
+        if not isinstance(listener, CustomListener):
+            continue
+        listener.matchers = [
+            _body_matcher(m) if type(m) is BuiltinListenerMatcher and list(m.arg_names) == ["body"] else m
+            for m in listener.matchers
+        ]
+
+
+def _body_matcher(matcher: BuiltinListenerMatcher) -> BodyMatcher:
+    fast = BodyMatcher.__new__(BodyMatcher)
+    fast.__dict__.update(matcher.__dict__)
+    return fast
+
+
 # --------------------------------------------------------------------------- uninstall / revocation
 
 
@@ -272,15 +333,22 @@ def handle_revocation(store: InstallationStore, event: dict, context: BoltContex
     )
 
 
+class RevocationMiddleware(Middleware):
+    """Handles app_uninstalled / tokens_revoked before any acknowledgement; every other request
+    passes straight through (a plain `Middleware`: no per-request argument injection)."""
+
+    def __init__(self, store: InstallationStore):
+        self.store = store
+
+    def process(self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]) -> Optional[BoltResponse]:  # noqa: A002
+        event = revocation_event(req.body)
+        if event is None:
+            return next()
+        handle_revocation(self.store, event, req.context)
+        return BoltResponse(status=200, body="")
+
+
 def register(app: App, store: InstallationStore) -> None:
     """Handle app_uninstalled and tokens_revoked before the acknowledgement (replaces
     `app.enable_token_revocation_listeners()`); a database failure raises → 503 → Slack retries."""
-
-    def revoke_before_ack(body: dict, context: BoltContext, next: Callable[[], Any]) -> Any:  # noqa: A002
-        event = revocation_event(body)
-        if event is None:
-            return next()
-        handle_revocation(store, event, context)
-        return BoltResponse(status=200, body="")
-
-    app.middleware(revoke_before_ack)
+    app.use(RevocationMiddleware(store))

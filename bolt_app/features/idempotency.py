@@ -17,6 +17,7 @@ Rows are swept after a day; Slack retries within minutes.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import secrets
@@ -64,17 +65,27 @@ def action_key(body: Mapping[str, Any], action: Mapping[str, Any]) -> Optional[s
     return f"action:{user}:{action.get('block_id', '')}:{action.get('action_id')}:{action_ts}"
 
 
-def insert_ignore(conn: Connection, table: sa.Table, values: Mapping[str, Any]) -> bool:
-    """Insert one row unless its key exists; True when inserted. Never raises on a duplicate."""
-    dialect = conn.dialect.name
+@functools.lru_cache(maxsize=None)
+def _insert_ignore_statement(dialect: str, table: sa.Table) -> sa.Executable:
+    """Built once per dialect and table: the statement is the same for every row (values are
+    bound parameters), so SQLAlchemy's compiled cache is hit without rebuilding it per call."""
+    values = {column.name: sa.bindparam(column.name) for column in table.columns}
     if dialect in ("postgresql", "sqlite"):
         # RETURNING, not rowcount: psycopg reports -1 for this statement.
         insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
         key = list(table.primary_key.columns)[0]
-        statement = insert.values(**values).on_conflict_do_nothing().returning(key)
-        return conn.execute(statement).first() is not None
+        return insert.values(values).on_conflict_do_nothing().returning(key)
     # MySQL / MariaDB: affected rows is 0 for an ignored duplicate.
-    return conn.execute(table.insert().values(**values).prefix_with("IGNORE")).rowcount == 1
+    return table.insert().values(values).prefix_with("IGNORE")
+
+
+def insert_ignore(conn: Connection, table: sa.Table, values: Mapping[str, Any]) -> bool:
+    """Insert one row unless its key exists; True when inserted. Never raises on a duplicate."""
+    dialect = conn.dialect.name
+    result = conn.execute(_insert_ignore_statement(dialect, table), dict(values))
+    if dialect in ("postgresql", "sqlite"):
+        return result.first() is not None
+    return result.rowcount == 1
 
 
 def _row(ws: WorkspaceRef, key: str) -> dict[str, Any]:
