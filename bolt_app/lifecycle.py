@@ -132,16 +132,21 @@ class EventListenerRunner(ThreadListenerRunner):
     ack_deadline_seconds: float = 2.0
 
     @classmethod
-    def replacing(cls, runner: ThreadListenerRunner, *, max_workers: Optional[int] = None) -> "EventListenerRunner":
-        """The same runner (handlers, executor) with this behaviour; `max_workers` gives it its own
-        executor, sized so every request thread waiting on a listener has one to run it (Bolt's
-        default has 5 threads)."""
+    def replacing(
+        cls, runner: ThreadListenerRunner, *, max_workers: Optional[int] = None, lazy_workers: Optional[int] = None
+    ) -> "EventListenerRunner":
+        """The same runner (handlers, executors) with this behaviour. `max_workers` gives listeners
+        their own executor, sized so every request thread waiting on a listener has one to run it;
+        `lazy_workers` does the same for `lazy=` functions (Bolt's default shares 5 threads)."""
         executor = runner.listener_executor
         if max_workers is not None:
             executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="bolt-listener")
         lazy = runner.lazy_listener_runner
         if isinstance(lazy, ThreadLazyListenerRunner) and not isinstance(lazy, LazyRunner):
-            lazy = LazyRunner(logger=lazy.logger, executor=lazy.executor)
+            lazy_executor = lazy.executor
+            if lazy_workers is not None:
+                lazy_executor = ThreadPoolExecutor(max_workers=lazy_workers, thread_name_prefix="bolt-lazy")
+            lazy = LazyRunner(logger=lazy.logger, executor=lazy_executor)
         return cls(
             logger=runner.logger,
             process_before_response=runner.process_before_response,
