@@ -249,9 +249,24 @@ def workload_polls(process: AppProcess, standin: SlackStandIn, teams: list, args
     return result
 
 
+def quiesce(standin: SlackStandIn, quiet_seconds: float = 1.0, timeout: float = 60.0) -> None:
+    """Wait until the target made no Slack call for `quiet_seconds` (work left from the last workload)."""
+    deadline = time.monotonic() + timeout
+    seen = len(standin.calls)
+    quiet_since = time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now_seen = len(standin.calls)
+        if now_seen != seen:
+            seen, quiet_since = now_seen, time.monotonic()
+        elif time.monotonic() - quiet_since >= quiet_seconds:
+            return
+
+
 def workload_rotation(target: str, process: AppProcess, standin: SlackStandIn, url: str, teams: list, args) -> dict:  # type: ignore[no-untyped-def]
     """All tokens due at once (store and Slack agree), then a burst of events for them."""
     due = teams[: args.rotation_workspaces]
+    quiesce(standin)  # the poll workload's last updates must not be the ones that meet the expired tokens
     for ws in due:
         standin.expire_tokens(team_id=ws.team_id)
     engine = database.create_engine(url, pool_size=1)
