@@ -1,0 +1,65 @@
+"""What create_app changes in Bolt's per-request work must not change which listener runs."""
+
+from __future__ import annotations
+
+from slack_bolt import BoltRequest, BoltResponse
+from slack_bolt.listener_matcher.builtins import BuiltinListenerMatcher
+from slack_bolt.middleware.attaching_conversation_kwargs import AttachingConversationKwargs
+
+from bolt_app import database
+from bolt_app.app import create_app
+from bolt_app.lifecycle import BodyMatcher, LazyRunner
+from bolt_app.features.polls.blocks import VOTE_ACTION_PREFIX
+
+from .support import install_direct
+
+
+def sample_requests(app, standin) -> list[BoltRequest]:  # type: ignore[no-untyped-def]
+    """Payloads as the stand-in signs and sends them: events, a command, clicks, a shortcut."""
+    ws = standin.create_workspace(name="Hot path")
+    install_direct(app, standin, ws.team_id)
+    user = standin.add_user(ws.team_id)
+    with standin.capturing_requests() as captured:
+        standin.send_mention(ws, text="help")
+        standin.send_event(ws, {"type": "app_home_opened", "user": user, "tab": "home"})
+        standin.send_event(ws, {"type": "app_uninstalled"})
+        standin.send_slash_command(ws, "/poll", '"Lunch?" "Pizza" "Sushi"')
+        for action_id in (f"{VOTE_ACTION_PREFIX}0", "poll_close", "not_ours"):
+            standin.send_interactive(ws, {"type": "block_actions", "user": {"id": user},
+                                          "actions": [{"type": "button", "action_id": action_id, "block_id": "b",
+                                                       "value": "1", "action_ts": "1.000001"}]})
+        standin.send_interactive(ws, {"type": "shortcut", "callback_id": "create_poll", "user": {"id": user}})
+    return [BoltRequest(body=raw.decode(), headers={k.lower(): v for k, v in headers.items()})
+            for raw, headers in captured]
+
+
+def test_body_only_matchers_agree_with_bolts_on_every_listener(settings, standin) -> None:
+    database.upgrade(database.create_engine(settings.database_url, pool_size=1))
+    app = create_app(settings)
+    fast = [m for listener in app._listeners for m in listener.matchers if isinstance(m, BodyMatcher)]
+    assert fast, "no built-in matcher was streamlined"
+    assert not [m for listener in app._listeners for m in listener.matchers
+                if type(m) is BuiltinListenerMatcher and list(m.arg_names) == ["body"]]
+    requests = sample_requests(app, standin)
+    matched = set()
+    for index, request in enumerate(requests):
+        for matcher in fast:
+            response = BoltResponse(status=200)
+            # Bolt's own matches() on the same matcher object is the reference.
+            expected = BuiltinListenerMatcher.matches(matcher, request, response)
+            assert matcher.matches(request, response) == expected
+            if expected:
+                matched.add(index)
+    # The samples exercise real matches (mention, App Home, /poll, a vote), not only misses;
+    # a foreign action id matches nothing.
+    assert {0, 1, 3, 4} <= matched and 6 not in matched
+
+
+def test_unused_bolt_middleware_is_off_and_pools_are_sized(settings) -> None:
+    app = create_app(settings)
+    assert not [m for m in app._middleware_list if isinstance(m, AttachingConversationKwargs)]
+    assert "AttachingFunctionToken" not in {type(m).__name__ for m in app._middleware_list}
+    lazy = app.listener_runner.lazy_listener_runner
+    assert isinstance(lazy, LazyRunner)
+    assert lazy.executor._max_workers == 2 * settings.web_threads  # type: ignore[attr-defined]
+    assert lazy.executor is not app.listener_runner.listener_executor
