@@ -34,6 +34,17 @@ _delivery = threading.local()
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
 
 
+@contextlib.contextmanager
+def _for_this_thread(name: str, value: Any):  # type: ignore[no-untyped-def]
+    """Set a delivery option for this thread for the duration of the block, then restore it."""
+    previous = getattr(_delivery, name, None)
+    setattr(_delivery, name, value)
+    try:
+        yield
+    finally:
+        setattr(_delivery, name, previous)
+
+
 def _form_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -100,23 +111,15 @@ class _AppClientMixin(_Core):
 
         Yields a list that fills with ``(raw_body, headers)`` pairs; ``send_*`` return status 0.
         """
-        previous = getattr(_delivery, "captured", None)
         captured: list[tuple[bytes, dict[str, str]]] = []
-        _delivery.captured = captured
-        try:
+        with _for_this_thread("captured", captured):
             yield captured
-        finally:
-            _delivery.captured = previous
 
     @contextlib.contextmanager
     def delivering_to(self, url: str):  # type: ignore[no-untyped-def]
         """Deliver this thread's requests to ``url`` instead of ``request_url`` (several app servers)."""
-        previous = getattr(_delivery, "url", None)
-        _delivery.url = url
-        try:
+        with _for_this_thread("url", url):
             yield self
-        finally:
-            _delivery.url = previous
 
     def post_to_app(
         self,

@@ -30,23 +30,9 @@ class SlackStandIn(_OAuthMixin, _WebApiMixin, _AppClientMixin, _SocketModeMixin)
     app listens, then drive it from tests. See the package docstring for a walkthrough.
     """
 
-    def __init__(
-        self,
-        client_id: str = "111.222",
-        client_secret: str = "standin-client-secret",
-        signing_secret: str = "standin-signing-secret",
-        app_id: str = "A0APP",
-        token_lifetime_seconds: int = 43200,
-        latency_seconds: float = 0.0,
-    ) -> None:
-        super().__init__(
-            client_id=client_id,
-            client_secret=client_secret,
-            signing_secret=signing_secret,
-            app_id=app_id,
-            token_lifetime_seconds=token_lifetime_seconds,
-            latency_seconds=latency_seconds,
-        )
+    def __init__(self, **settings: Any) -> None:
+        # Credentials, token lifetime and latency: see `_Core.__init__`.
+        super().__init__(**settings)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         #: The sandbox's web console (console.py), when attached: it answers ``/`` and ``/console/...``.
