@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -44,28 +43,28 @@ from bolt_app import database  # noqa: E402
 from bolt_app.diagnostics import read_query_total  # noqa: E402
 from bolt_app.features.polls.blocks import VOTE_ACTION_PREFIX  # noqa: E402
 from bolt_app.standin import SlackStandIn  # noqa: E402
-from bolt_app.standin.harness import PROJECT_ROOT, AppProcess, app_env, free_port, install, wait_for  # noqa: E402
+from bolt_app.standin.harness import (  # noqa: E402
+    PROJECT_ROOT,
+    AppProcess,
+    app_env,
+    free_port,
+    install,
+    scratch_database,
+    wait_for,
+)
 
 TARGETS = ("stock", "app", "floor")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-SERVER_URLS = {
-    "postgresql": os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"),
-    "mariadb": os.environ.get("TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/"),
-}
 
 
 # ------------------------------------------------------------------ databases and processes
 
 
-def fresh_database(kind: str, workdir: Path, name: str) -> str:
+def fresh_database(kind: str, workdir: Path, name: str) -> tuple[str, Callable[[], None]]:
+    """A new empty database for one target, and how to drop it once the target is done."""
     if kind == "sqlite":
-        return f"sqlite:///{workdir / f'{name}.db'}"
-    db_name = f"bench_{name}_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(SERVER_URLS[kind], isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {db_name}")
-    admin.dispose()
-    return sa.engine.make_url(SERVER_URLS[kind]).set(database=db_name).render_as_string(hide_password=False)
+        return f"sqlite:///{workdir / f'{name}.db'}", lambda: None
+    return scratch_database(kind, f"bench_{name}")
 
 
 def start_target(target: str, standin: SlackStandIn, url: str, workdir: Path, args: argparse.Namespace) -> AppProcess:
@@ -420,7 +419,7 @@ def main() -> int:
         for target in targets:
             print(f"== {target}", flush=True)
             standin.latency_seconds = 0.0
-            url = fresh_database(args.database, workdir, target)
+            url, drop_database = fresh_database(args.database, workdir, target)
             process = start_target(target, standin, url, workdir, args)
             target_results: dict = {}
             try:
@@ -441,6 +440,7 @@ def main() -> int:
                     target_results["memory"] = workload_memory(process, standin, teams, args)
             finally:
                 process.stop()
+                drop_database()
             results[target] = target_results
             print(json.dumps(target_results.get("mentions", {}), indent=None), flush=True)
     if args.scale:

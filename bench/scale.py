@@ -7,7 +7,6 @@ store's save are timed on random workspaces. The ratio between sizes is what mat
 
 from __future__ import annotations
 
-import os
 import random
 import time
 import uuid
@@ -15,6 +14,7 @@ import uuid
 import sqlalchemy as sa
 
 from bolt_app import database
+from bolt_app.standin.harness import scratch_database
 from bolt_app.storage import crypto, tables
 from bolt_app.storage.tables import to_db_time, utc_now, workspace_key
 
@@ -69,14 +69,9 @@ def run_scale(sizes: list[int], samples: int = 2000) -> dict:
     from bolt_app.app import create_app
     from bolt_app.settings import load_settings
 
-    server = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
     results = {}
     for size in sizes:
-        name = f"bench_scale_{size}_{uuid.uuid4().hex[:6]}"
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"CREATE DATABASE {name}")
-        url = sa.engine.make_url(server).set(database=name).render_as_string(hide_password=False)
+        url, drop_database = scratch_database("postgresql", f"bench_scale_{size}")
         engine = database.create_engine(url, pool_size=4)
         key = crypto.generate_key()
         crypto.bind(engine, crypto.Keyring([key]))  # seeded tokens are encrypted like real ones
@@ -103,9 +98,7 @@ def run_scale(sizes: list[int], samples: int = 2000) -> dict:
             print(f"scale {size}: {results[size]}", flush=True)
         finally:
             engine.dispose()
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    admin.dispose()
+            drop_database()
     return results
 
 

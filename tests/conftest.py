@@ -10,7 +10,6 @@ run instead of being skipped.
 from __future__ import annotations
 
 import os
-import uuid
 from typing import Iterator
 
 import pytest
@@ -19,6 +18,7 @@ import sqlalchemy as sa
 from bolt_app import database
 from bolt_app.settings import mask_url_password
 from bolt_app.standin import SlackStandIn
+from bolt_app.standin.harness import SERVER_URLS, scratch_database
 from bolt_app.storage import crypto
 from tests.support import (
     CLIENT_ID,
@@ -33,10 +33,6 @@ from tests.support import (
 crypto.configure(crypto.Keyring([TEST_ENCRYPTION_KEY]))
 
 BACKENDS = ("sqlite", "postgresql", "mariadb")
-SERVER_URLS = {
-    "postgresql": os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"),
-    "mariadb": os.environ.get("TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/"),
-}
 REQUIRED = {b.strip() for b in os.environ.get("REQUIRE_DB_BACKENDS", "").split(",") if b.strip()}
 _reachability: dict[str, str | None] = {}
 _skipped: dict[str, int] = {}
@@ -66,21 +62,7 @@ def _create_database(backend: str, tmp_path) -> tuple[str, callable]:  # type: i
             pytest.fail(f"{reason} (required by REQUIRE_DB_BACKENDS)")
         _skipped[backend] = _skipped.get(backend, 0) + 1
         pytest.skip(reason)
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    admin = sa.create_engine(SERVER_URLS[backend], isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    url = sa.engine.make_url(SERVER_URLS[backend]).set(database=name).render_as_string(hide_password=False)
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            if backend == "postgresql":
-                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            else:
-                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
-        admin.dispose()
-
-    return url, drop
+    return scratch_database(backend, "t")
 
 
 @pytest.fixture(params=BACKENDS)

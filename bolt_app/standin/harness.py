@@ -14,16 +14,42 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 from urllib.parse import parse_qs, urlparse
 
+import sqlalchemy as sa
+
 from bolt_app.standin.server import SlackStandIn
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 T = TypeVar("T")
+# The database servers tests and benchmarks create their scratch databases on.
+SERVER_URLS = {
+    "postgresql": os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"),
+    "mariadb": os.environ.get("TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/"),
+}
+
+
+def scratch_database(backend: str, prefix: str) -> tuple[str, Callable[[], None]]:
+    """A brand-new empty database on the `backend` server of SERVER_URLS: its URL, and a function
+    that drops it (connections still open to it are ended on PostgreSQL)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(SERVER_URLS[backend], isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    url = sa.engine.make_url(SERVER_URLS[backend]).set(database=name).render_as_string(hide_password=False)
+
+    def drop() -> None:
+        force = " WITH (FORCE)" if backend == "postgresql" else ""
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}{force}")
+        admin.dispose()
+
+    return url, drop
 
 
 def free_port() -> int:
