@@ -150,7 +150,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> SlackApp:
         app.installation_store.deletion_hooks.extend(app.features.deletion_hooks())
     app.error(_handle_error)
     register_listeners(app)
-    lifecycle.streamline_matchers(app)
+    lifecycle.streamline_listeners(app)
     return app
 
 

@@ -26,11 +26,12 @@ Two changes close that, and nothing else about listeners changes:
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from concurrent.futures import Executor, ThreadPoolExecutor
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional
 
 from slack_bolt import Ack, App, BoltContext, BoltRequest, BoltResponse
 from slack_bolt.kwargs_injection import build_required_kwargs
@@ -39,6 +40,9 @@ from slack_bolt.listener import CustomListener, Listener
 from slack_bolt.listener_matcher.builtins import BuiltinListenerMatcher
 from slack_bolt.listener.thread_runner import ThreadListenerRunner
 from slack_bolt.middleware import Middleware
+from slack_bolt.request.payload_utils import (
+    to_action, to_command, to_event, to_message, to_options, to_shortcut, to_step, to_view,
+)
 from slack_bolt.util.utils import get_arg_names_of_callable
 
 from bolt_app.storage.installation_store import InstallationStore
@@ -50,6 +54,20 @@ REVOCATION_EVENTS = frozenset({"app_uninstalled", "tokens_revoked"})
 MALFORMED_PAYLOAD_ERRORS = (AttributeError, TypeError, KeyError, IndexError, ValueError, RecursionError)
 # What the app's error handler answers when the database or tokens are unavailable.
 RETRY_STATUS = 503
+# A BoltRequest attribute: when the server sets it to a list, `lazy=` functions are appended to it
+# instead of started, and the server starts them once the answer has been sent (see defer_lazy).
+AFTER_RESPONSE = "after_response"
+
+
+def defer_lazy(request: BoltRequest) -> list[Callable[[], None]]:
+    """Collect this request's `lazy=` starts instead of starting them during dispatch.
+
+    Starting a lazy function wakes a pool thread that then competes for the GIL with the
+    request thread still writing the answer; started after the answer is on the wire, the
+    same work no longer delays the acknowledgement Slack is waiting for."""
+    starts: list[Callable[[], None]] = []
+    setattr(request, AFTER_RESPONSE, starts)
+    return starts
 
 
 def describe_location(error: BaseException) -> str:
@@ -101,24 +119,91 @@ class _SignallingAck(Ack):
         return response
 
 
+# --------------------------------------------------------------------------- argument injection
+
+Injected = Callable[[BoltRequest, Optional[BoltResponse], logging.Logger], Any]
+
+
+def _payload(body: dict) -> Any:
+    return (to_options(body) or to_shortcut(body) or to_action(body) or to_view(body) or to_command(body)
+            or to_event(body) or to_message(body) or to_step(body) or body)
+
+
+def _from_context(name: str) -> Injected:
+    return lambda req, resp, log: getattr(req.context, name)
+
+
+# The arguments Bolt's build_required_kwargs offers listeners, each computed the same way, but
+# only when asked for: Bolt computes all ~30 (payload extractions, say/respond objects…) for every
+# function it calls. tests/test_hot_path.py checks each against Bolt's on real payloads.
+INJECTED: dict[str, Injected] = {
+    "logger": lambda req, resp, log: log,
+    "client": lambda req, resp, log: req.context.client,
+    "req": lambda req, resp, log: req,
+    "request": lambda req, resp, log: req,
+    "resp": lambda req, resp, log: resp,
+    "response": lambda req, resp, log: resp,
+    "context": lambda req, resp, log: req.context,
+    "body": lambda req, resp, log: req.body,
+    "options": lambda req, resp, log: to_options(req.body),
+    "shortcut": lambda req, resp, log: to_shortcut(req.body),
+    "action": lambda req, resp, log: to_action(req.body),
+    "view": lambda req, resp, log: to_view(req.body),
+    "command": lambda req, resp, log: to_command(req.body),
+    "event": lambda req, resp, log: to_event(req.body),
+    "message": lambda req, resp, log: to_message(req.body),
+    "step": lambda req, resp, log: to_step(req.body),
+    "payload": lambda req, resp, log: _payload(req.body),
+    **{name: _from_context(name) for name in (
+        "ack", "say", "respond", "complete", "fail", "set_status", "set_title", "set_suggested_prompts",
+        "save_thread_context", "say_stream")},
+}
+
+
+class ArgumentBuilder:
+    """Keyword arguments for one listener function, as Bolt's `build_required_kwargs` builds them.
+    The signature is read once; a function that asks for anything beyond `INJECTED` (a context
+    key, `args`, `self`) gets Bolt's own builder."""
+
+    def __init__(self, function: Callable[..., Any], logger: logging.Logger):
+        self.function = function
+        self.logger = logger
+        self.arg_names = get_arg_names_of_callable(function)
+        self._getters = [(n, INJECTED[n]) for n in self.arg_names] if set(self.arg_names) <= INJECTED.keys() else None
+
+    def __call__(self, request: BoltRequest, response: Optional[BoltResponse]) -> dict[str, Any]:
+        if self._getters is None:
+            return build_required_kwargs(logger=self.logger, required_arg_names=list(self.arg_names),
+                                         request=request, response=response, this_func=self.function)
+        return {name: get(request, response, self.logger) for name, get in self._getters}
+
+
+class StreamlinedListener(CustomListener):
+    """Bolt's listener; its `ack=` function's arguments come from an `ArgumentBuilder`."""
+
+    _arguments: ArgumentBuilder
+
+    def run_ack_function(self, *, request: BoltRequest, response: BoltResponse) -> Optional[BoltResponse]:
+        return self.ack_function(**self._arguments(request, response))
+
+
 class LazyRunner(ThreadLazyListenerRunner):
-    """Bolt's thread runner for `lazy=` functions, except that each function's parameter names
-    are read once (Bolt inspects the signature again for every request)."""
+    """Bolt's thread runner for `lazy=` functions; arguments come from an `ArgumentBuilder` made
+    once per function (Bolt inspects the signature again for every request)."""
 
     def __init__(self, logger: logging.Logger, executor: Executor):
         super().__init__(logger=logger, executor=executor)
-        self._arg_names: dict[Callable[..., Any], Sequence[str]] = {}
+        self._builders: dict[Callable[..., Any], ArgumentBuilder] = {}
 
     def start(self, function: Callable[..., None], request: BoltRequest) -> None:
-        arg_names = self._arg_names.get(function)
-        if arg_names is None:
-            arg_names = self._arg_names[function] = get_arg_names_of_callable(function)
+        arguments = self._builders.get(function)
+        if arguments is None:
+            arguments = self._builders[function] = ArgumentBuilder(function, self.logger)
         logger_ = self.logger
 
         def run() -> None:
             try:
-                function(**build_required_kwargs(logger=logger_, required_arg_names=arg_names, request=request,
-                                                 response=None, this_func=function))
+                function(**arguments(request, None))
             except Exception as error:  # noqa: BLE001 - as Bolt: a lazy function's failure is logged
                 logger_.error(f"Failed to run an internal function ({error})")
 
@@ -273,10 +358,14 @@ class EventListenerRunner(ThreadListenerRunner):
         if answer is None and not listener.auto_acknowledgement:
             logger.warning("%s did not call ack()", listener_name)
             return None
+        deferred = getattr(request, AFTER_RESPONSE, None)
         for lazy in listener.lazy_functions:
             # Bolt deep-copies the request (client included) for each lazy function; here the
             # request thread is done with it once the answer is returned, so it is handed over.
-            self.lazy_listener_runner.start(function=lazy, request=request)
+            if deferred is not None:
+                deferred.append(functools.partial(self.lazy_listener_runner.start, function=lazy, request=request))
+            else:
+                self.lazy_listener_runner.start(function=lazy, request=request)
         return answer or BoltResponse(status=200, body="")
 
 
@@ -292,11 +381,16 @@ class BodyMatcher(BuiltinListenerMatcher):
         return self.func(body=req.body)  # type: ignore[return-value]
 
 
-def streamline_matchers(app: App) -> None:
-    """Swap built-in matchers that take only `body` for `BodyMatcher` (same functions, same result)."""
+def streamline_listeners(app: App) -> None:
+    """Swap built-in matchers that take only `body` for `BodyMatcher`, and listeners for
+    `StreamlinedListener` (same functions, same arguments, same result)."""
     for listener in app._listeners:
-        if not isinstance(listener, CustomListener):
+        if type(listener) is not CustomListener:
             continue
+        # Same object, same state; only run_ack_function differs (Bolt builds the listener
+        # inside app.event()/app.action(), so there is no constructor to hand a subclass to).
+        listener.__class__ = StreamlinedListener
+        listener._arguments = ArgumentBuilder(listener.ack_function, listener.logger)
         listener.matchers = [
             _body_matcher(m) if type(m) is BuiltinListenerMatcher and list(m.arg_names) == ["body"] else m
             for m in listener.matchers

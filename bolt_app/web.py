@@ -21,7 +21,7 @@ from sqlalchemy import exc as sa_exc
 
 from bolt_app import database
 from bolt_app.app import SlackApp
-from bolt_app.lifecycle import MALFORMED_PAYLOAD_ERRORS, describe_location
+from bolt_app.lifecycle import MALFORMED_PAYLOAD_ERRORS, defer_lazy, describe_location
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,23 @@ def _page_security_headers(authorize_url: str) -> list[tuple[str, str]]:
         ("Cache-Control", "no-store"),
         ("Pragma", "no-cache"),
     ]
+
+
+class AnswerThenRun(list):
+    """A WSGI response body that starts deferred work from `close()`, which the server calls
+    once the body has been sent (PEP 3333), whether or not sending succeeded."""
+
+    def __init__(self, chunks: Iterable[bytes], after: list[Callable[[], None]]):
+        super().__init__(chunks)
+        self._after = after
+
+    def close(self) -> None:
+        after, self._after = self._after, []
+        for start in after:
+            try:
+                start()
+            except Exception:  # noqa: BLE001 - e.g. the pool is shutting down; the others still start
+                logger.exception("Could not start work after the answer")
 
 
 class WebApp:
@@ -117,6 +134,7 @@ class WebApp:
             # dereference these fields, and the ids reach database queries.
             logger.info("Malformed Slack payload refused: %s", problem)
             return self._plain(start_response, 400, "Malformed request body")
+        lazy_starts = defer_lazy(request)
         try:
             response = self.app.dispatch(request)
         except MALFORMED_PAYLOAD_ERRORS as error:
@@ -124,7 +142,8 @@ class WebApp:
             # arguments from the body): the payload is the problem, not the server.
             logger.warning("Malformed Slack payload refused: %s", describe_location(error))
             return self._plain(start_response, 400, "Malformed request body")
-        return self._respond(start_response, response)
+        answer = self._respond(start_response, response)
+        return AnswerThenRun(answer, lazy_starts) if lazy_starts else answer
 
     def _oauth(self, environ: dict, start_response: StartResponse, path: str) -> Iterable[bytes]:
         flow = self.app.oauth_flow

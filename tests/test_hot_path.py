@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import inspect
+import io
+import re
+import time
+
 from slack_bolt import BoltRequest, BoltResponse
+from slack_bolt.kwargs_injection.utils import build_required_kwargs
 from slack_bolt.listener_matcher.builtins import BuiltinListenerMatcher
 from slack_bolt.middleware.attaching_conversation_kwargs import AttachingConversationKwargs
 
 from bolt_app import database
 from bolt_app.app import create_app
-from bolt_app.lifecycle import BodyMatcher, LazyRunner
+from bolt_app.lifecycle import INJECTED, ArgumentBuilder, BodyMatcher, LazyRunner, StreamlinedListener
+from bolt_app.web import WebApp
 from bolt_app.features.polls.blocks import VOTE_ACTION_PREFIX
 
 from .support import install_direct
@@ -63,3 +70,61 @@ def test_unused_bolt_middleware_is_off_and_pools_are_sized(settings) -> None:
     assert isinstance(lazy, LazyRunner)
     assert lazy.executor._max_workers == 2 * settings.web_threads  # type: ignore[attr-defined]
     assert lazy.executor is not app.listener_runner.listener_executor
+
+
+def test_argument_builder_gives_every_listener_what_bolt_would(settings, standin) -> None:
+    database.upgrade(database.create_engine(settings.database_url, pool_size=1))
+    app = create_app(settings)
+    streamlined = [listener for listener in app._listeners if isinstance(listener, StreamlinedListener)]
+    assert streamlined, "no listener was streamlined"
+    functions = [(listener.ack_function, listener.logger) for listener in streamlined]
+    functions += [(lazy, app.listener_runner.lazy_listener_runner.logger)
+                  for listener in streamlined for lazy in listener.lazy_functions]
+    fast_paths = 0
+    for request in sample_requests(app, standin):
+        response = BoltResponse(status=200)
+        for function, logger in functions:
+            builder = ArgumentBuilder(function, logger)
+            fast_paths += builder._getters is not None
+            expected = build_required_kwargs(logger=logger, required_arg_names=list(builder.arg_names),
+                                             request=request, response=response, this_func=function)
+            built = builder(request, response)
+            assert built.keys() == expected.keys(), function
+            for name, value in built.items():
+                # The same object, not an equal one: ack/say/respond are created once per request.
+                assert value is expected[name], (function, name)
+    assert fast_paths, "every function fell back to Bolt's builder"
+
+
+def test_every_bolt_argument_has_a_streamlined_getter() -> None:
+    # A Bolt upgrade that adds an injectable argument must be mirrored in INJECTED (or left to
+    # the fallback); a getter for an argument Bolt no longer offers would be a silent fork.
+    source = inspect.getsource(build_required_kwargs)
+    offered = set(re.findall(r'^\s+"(\w+)": ', source, re.M)) - {"next", "next_", "error"}
+    assert offered | {"payload"} == set(INJECTED)
+
+
+def test_lazy_work_starts_after_the_answer_is_sent(settings, standin) -> None:
+    database.upgrade(database.create_engine(settings.database_url, pool_size=1))
+    app = create_app(settings)
+    web = WebApp(app)
+    ws = standin.create_workspace(name="After the answer")
+    install_direct(app, standin, ws.team_id)
+    with standin.capturing_requests() as captured:
+        standin.send_mention(ws, text="help")
+    raw, headers = captured[0]
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/slack/events", "QUERY_STRING": "",
+               "CONTENT_LENGTH": str(len(raw)), "wsgi.input": io.BytesIO(raw)}
+    environ.update({"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()})
+    environ["CONTENT_TYPE"] = headers.get("Content-Type", "application/json")
+    statuses: list[str] = []
+    standin.clear_calls()
+    body = web(environ, lambda status, _headers: statuses.append(status))
+    assert statuses == ["200 OK"] and list(body) == [b""]
+    time.sleep(0.3)
+    assert standin.calls_for("chat.postMessage") == [], "the reply started before the answer was sent"
+    body.close()  # what the server does once the answer is on the wire
+    deadline = time.monotonic() + 5
+    while not standin.calls_for("chat.postMessage") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(standin.calls_for("chat.postMessage")) == 1
