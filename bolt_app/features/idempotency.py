@@ -21,8 +21,9 @@ import functools
 import hashlib
 import logging
 import secrets
+import threading
 from datetime import timedelta
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -73,8 +74,7 @@ def _insert_ignore_statement(dialect: str, table: sa.Table) -> sa.Executable:
     if dialect in ("postgresql", "sqlite"):
         # RETURNING, not rowcount: psycopg reports -1 for this statement.
         insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-        key = list(table.primary_key.columns)[0]
-        return insert.values(values).on_conflict_do_nothing().returning(key)
+        return insert.values(values).on_conflict_do_nothing().returning(*table.primary_key.columns)
     # MySQL / MariaDB: affected rows is 0 for an ignored duplicate.
     return table.insert().values(values).prefix_with("IGNORE")
 
@@ -86,6 +86,97 @@ def insert_ignore(conn: Connection, table: sa.Table, values: Mapping[str, Any]) 
     if dialect in ("postgresql", "sqlite"):
         return result.first() is not None
     return result.rowcount == 1
+
+
+def insert_ignore_many(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> set[tuple]:
+    """Insert each row unless its key exists (or an earlier row in `rows` has it); the primary
+    keys of the rows inserted. One multi-row statement where RETURNING allows it."""
+    dialect = conn.dialect.name
+    statement = _insert_ignore_statement(dialect, table)
+    if dialect in ("postgresql", "sqlite"):
+        return {tuple(row) for row in conn.execute(statement, [dict(r) for r in rows])}
+    key_columns = [column.name for column in table.primary_key.columns]
+    inserted = set()
+    for row in rows:
+        if conn.execute(statement, dict(row)).rowcount == 1:
+            inserted.add(tuple(row[name] for name in key_columns))
+    return inserted
+
+
+class _PendingClaim:
+    __slots__ = ("row", "key", "ready", "leads", "claimed", "error")
+
+    def __init__(self, row: dict[str, Any]):
+        self.row = row
+        self.key = (row["workspace_key"], row["delivery_id"])
+        self.ready = threading.Event()
+        self.leads = False  # woken to commit the next batch, not with a result
+        self.claimed: Optional[bool] = None
+        self.error: Optional[BaseException] = None
+
+
+class ClaimBatcher:
+    """Group commit for claims made on their own (not inside a caller's transaction).
+
+    A claim is a tiny transaction, and its cost is the transaction: a pooled connection checked
+    out (and pinged), BEGIN, COMMIT (a WAL flush on PostgreSQL; the write lock on SQLite). Threads
+    that claim while another thread's transaction is running wait for it to finish, and then one
+    of them commits all their claims in one transaction. Alone, a claim costs what it did; under
+    load, each transaction carries as many claims as arrived while the previous one ran.
+    """
+
+    def __init__(self, engine: Engine, table: sa.Table, *, max_batch: int = 64):
+        self.engine = engine
+        self.table = table
+        self.max_batch = max_batch
+        self._lock = threading.Lock()
+        self._pending: list[_PendingClaim] = []
+        self._committing = False
+
+    def claim(self, row: dict[str, Any]) -> bool:
+        """True when this row was inserted, False when its key exists; raises what the
+        transaction raised (every claim in a failed batch gets the error)."""
+        mine = _PendingClaim(row)
+        with self._lock:
+            self._pending.append(mine)
+            lead = not self._committing
+            self._committing = True
+        if not lead:
+            mine.ready.wait()
+            lead = mine.leads
+        if lead:
+            self._commit_next_batch()
+            mine.ready.wait()  # our claim was in that batch (it was first in line)
+        if mine.error is not None:
+            raise mine.error
+        assert mine.claimed is not None
+        return mine.claimed
+
+    def _commit_next_batch(self) -> None:
+        with self._lock:
+            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+        first: dict[tuple, _PendingClaim] = {}
+        for claim in batch:
+            first.setdefault(claim.key, claim)
+        try:
+            with write_transaction(self.engine) as conn:
+                inserted = insert_ignore_many(conn, self.table, [claim.row for claim in first.values()])
+            for claim in batch:
+                # A key twice in one batch: the first is the claim, the other its duplicate.
+                claim.claimed = claim is first[claim.key] and claim.key in inserted
+        except BaseException as error:  # every waiter must wake, whatever went wrong
+            for claim in batch:
+                claim.error = error
+        finally:
+            with self._lock:
+                successor = self._pending[0] if self._pending else None
+                self._committing = successor is not None
+            for claim in batch:
+                claim.ready.set()
+            if successor is not None:
+                # Hand over: the oldest waiter commits the next batch, with its own claim in it.
+                successor.leads = True
+                successor.ready.set()
 
 
 def _row(ws: WorkspaceRef, key: str) -> dict[str, Any]:
@@ -102,6 +193,7 @@ class Deliveries:
         self.engine = engine
         self.retention = retention
         self.sweep_every = sweep_every
+        self._batcher = ClaimBatcher(engine, processed_deliveries)
 
     def claim(self, ws: WorkspaceRef, key: Optional[str], *, conn: Optional[Connection] = None) -> bool:
         """True the first time `key` is claimed in this workspace; False for a duplicate.
@@ -113,8 +205,7 @@ class Deliveries:
             return True
         if conn is not None:
             return insert_ignore(conn, processed_deliveries, _row(ws, key))
-        with write_transaction(self.engine) as own:
-            claimed = insert_ignore(own, processed_deliveries, _row(ws, key))
+        claimed = self._batcher.claim(_row(ws, key))
         if claimed and secrets.randbelow(self.sweep_every) == 0:
             self.sweep()
         return claimed
