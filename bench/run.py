@@ -14,6 +14,11 @@ Slack calls per event by method, database queries per event, ratios to stock and
 Writes JSON to bench/results/ for history. Runs vary ±20 % on shared machines: compare ratios
 within one run only.
 
+The mention burst runs `--rounds` times per target (default 3), each time beside a burst to the
+floor (which stays up for the whole run), floor first in one round and second in the next. Each
+figure printed is the median over the rounds, and the ratios compare the app with the floor
+bursts run beside it: one short burst alone moved a ratio by a third from one run to the next.
+
     python bench/run.py                       # defaults finish in a few minutes on 2 cores
     python bench/run.py --events 1000 --workspaces 50 --targets app,floor
     python bench/run.py --database postgresql # fresh PostgreSQL databases (TEST_POSTGRES_URL)
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -171,15 +177,8 @@ def replies_done(standin: SlackStandIn, expected: int, timeout: float) -> int:
     return count()
 
 
-def workload_mentions(target: str, process: AppProcess, standin: SlackStandIn, teams: list, args) -> dict:  # type: ignore[no-untyped-def]
-    requests = prepared(standin, lambda: [standin.send_mention(teams[i % len(teams)], text=f"bench {i}")
-                                          for i in range(args.events)])
-    # Warm-up: one event per workspace (connection pools, caches), not measured.
-    warm = prepared(standin, lambda: [standin.send_mention(ws, text="warm") for ws in teams])
-    run_load(process.url, warm, args.concurrency, args.loadgen_processes)
-    if target != "floor":
-        replies_done(standin, len(warm), 30)
-    time.sleep(0.5)
+def burst(target: str, process: AppProcess, standin: SlackStandIn, requests: list[PreparedRequest], args) -> dict:  # type: ignore[no-untyped-def]
+    """One measured burst of mentions; for stock and app, counted until every reply is posted."""
     standin.clear_calls()
     before = query_total(process) if target != "floor" else None
     started = time.perf_counter()
@@ -195,6 +194,54 @@ def workload_mentions(target: str, process: AppProcess, standin: SlackStandIn, t
     queries = query_total(process) - before if before is not None else None
     result.update(summarize(load, standin, queries, len(requests)))
     return result
+
+
+MEDIAN_FIGURES = ("events_per_second", "replied_per_second", "last_reply_after_last_ack_s",
+                  "p50_ms", "p95_ms", "p99_ms", "db_queries_per_event")
+
+
+def median_of_rounds(rounds: list[dict]) -> dict:
+    """Each figure is its median over the rounds (every round is kept under "rounds"); statuses
+    are summed, so a failure in any round shows."""
+    by_rate = sorted(rounds, key=lambda r: r["events_per_second"])
+    result = dict(by_rate[len(by_rate) // 2])
+    for name in MEDIAN_FIGURES:
+        values = [r[name] for r in rounds if r.get(name) is not None]
+        if values:
+            result[name] = round(statistics.median(values), 3)
+    statuses: Counter = Counter()
+    for r in rounds:
+        statuses.update(r["statuses"])
+    result["statuses"] = dict(sorted(statuses.items()))
+    for name in ("events", "replies"):
+        if name in result:
+            result[name] = sum(r[name] for r in rounds)
+    result["rounds"] = rounds
+    return result
+
+
+def workload_mentions(target: str, process: AppProcess, standin: SlackStandIn, teams: list, args,  # type: ignore[no-untyped-def]
+                      floor: AppProcess | None) -> tuple[dict, dict | None]:
+    """`args.rounds` bursts of `args.events` mentions; with the floor, a floor burst beside each
+    one, in alternating order, so both see the same moments of a shared machine."""
+    # Warm-up: one event per workspace (connection pools, caches), not measured.
+    warm = prepared(standin, lambda: [standin.send_mention(ws, text="warm") for ws in teams])
+    run_load(process.url, warm, args.concurrency, args.loadgen_processes)
+    replies_done(standin, len(warm), 30)
+    if floor is not None:
+        run_load(floor.url, warm, args.concurrency, args.loadgen_processes)
+    time.sleep(0.5)
+    rounds, floor_rounds = [], []
+    for n in range(args.rounds):
+        # Fresh event ids every round: a replayed event would be (rightly) ignored as a duplicate.
+        requests = prepared(standin, lambda: [standin.send_mention(teams[i % len(teams)], text=f"bench {n}.{i}")
+                                              for i in range(args.events)])
+        if floor is not None and n % 2 == 0:
+            floor_rounds.append(burst("floor", floor, standin, requests, args))
+        rounds.append(burst(target, process, standin, requests, args))
+        if floor is not None and n % 2 == 1:
+            floor_rounds.append(burst("floor", floor, standin, requests, args))
+    return median_of_rounds(rounds), (median_of_rounds(floor_rounds) if floor_rounds else None)
 
 
 def workload_polls(process: AppProcess, standin: SlackStandIn, teams: list, args) -> dict | None:  # type: ignore[no-untyped-def]
@@ -397,6 +444,7 @@ def main() -> int:
     parser.add_argument("--workspaces", type=int, default=200)
     parser.add_argument("--events", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3, help="bursts per target (medians reported), each beside a floor burst")
     parser.add_argument("--latency", type=float, default=0.05, help="simulated Slack Web API latency (s)")
     parser.add_argument("--install-concurrency", type=int, default=8)
     parser.add_argument("--poll-clicks", type=int, default=1000)
@@ -411,38 +459,51 @@ def main() -> int:
     targets = [t for t in args.targets.split(",") if t]
 
     results: dict = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
+    measured = [t for t in targets if t != "floor"]
+    if not measured:
+        raise SystemExit("the floor is measured beside stock or app: list at least one of them")
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp, SlackStandIn(
         client_id="5555.6666", client_secret="bench-client-secret", signing_secret="bench-signing-secret"
     ) as standin:
         workdir = Path(tmp)
         teams = [standin.create_workspace(name=f"Bench {n}") for n in range(args.workspaces)]
-        for target in targets:
-            print(f"== {target}", flush=True)
-            standin.latency_seconds = 0.0
-            url, drop_database = fresh_database(args.database, workdir, target)
-            process = start_target(target, standin, url, workdir, args)
-            target_results: dict = {}
-            try:
-                if target != "floor":
+        floor = None
+        if "floor" in targets:
+            # Up for the whole run (it holds no state and reads no database): its bursts run
+            # beside each target's.
+            floor = start_target("floor", standin, f"sqlite:///{workdir / 'floor.db'}", workdir, args)
+        try:
+            for target in measured:
+                print(f"== {target}", flush=True)
+                standin.latency_seconds = 0.0
+                url, drop_database = fresh_database(args.database, workdir, target)
+                process = start_target(target, standin, url, workdir, args)
+                target_results: dict = {}
+                try:
                     standin.latency_seconds = args.latency
                     target_results["installs"] = workload_installs(target, process, standin, teams, args.install_concurrency)
-                elif any(ws.bot_user_id is None for ws in teams):
-                    raise SystemExit("the floor replays events of installed workspaces: list stock or app before it")
-                standin.latency_seconds = args.latency
-                target_results["mentions"] = workload_mentions(target, process, standin, teams, args)
-                if target == "app":
-                    polls = workload_polls(process, standin, teams, args)
-                    if polls:
-                        target_results["polls"] = polls
-                if target != "floor":
+                    target_results["mentions"], beside = workload_mentions(target, process, standin, teams, args, floor)
+                    if beside is not None:
+                        results.setdefault("floor", {}).setdefault("mentions_beside", {})[target] = beside
+                    if target == "app":
+                        polls = workload_polls(process, standin, teams, args)
+                        if polls:
+                            target_results["polls"] = polls
                     target_results["rotation"] = workload_rotation(target, process, standin, url, teams, args)
-                if target == "app" and args.memory_events:
-                    target_results["memory"] = workload_memory(process, standin, teams, args)
-            finally:
-                process.stop()
-                drop_database()
-            results[target] = target_results
-            print(json.dumps(target_results.get("mentions", {}), indent=None), flush=True)
+                    if target == "app" and args.memory_events:
+                        target_results["memory"] = workload_memory(process, standin, teams, args)
+                finally:
+                    process.stop()
+                    drop_database()
+                results[target] = target_results
+                print(json.dumps({k: v for k, v in target_results["mentions"].items() if k != "rounds"}), flush=True)
+        finally:
+            if floor is not None:
+                floor.stop()
+        if "floor" in results:
+            # The floor's row and the ratios use the floor bursts run beside the app's (or stock's).
+            beside = results["floor"]["mentions_beside"]
+            results["floor"]["mentions"] = beside.get("app") or beside.get("stock")
     if args.scale:
         from bench.scale import run_scale
 
