@@ -2,12 +2,14 @@
 
 Installations are seeded directly with multi-row INSERTs (seconds, not hours), then the
 store-backed authorize (cache off, so every call reads the database) and the installation
-store's save are timed on random workspaces. The ratio between sizes is what matters.
+store's save are timed on random workspaces, in interleaved rounds (medians reported). The
+ratio between sizes is what matters.
 """
 
 from __future__ import annotations
 
 import random
+import statistics
 import time
 import uuid
 
@@ -65,23 +67,31 @@ def _time_install(app, samples: int) -> float:  # type: ignore[no-untyped-def]
     return (time.perf_counter() - started) / samples
 
 
-def run_scale(sizes: list[int], samples: int = 2000) -> dict:
+def run_scale(sizes: list[int], samples: int = 2000, rounds: int = 5) -> dict:
+    """All sizes are seeded first, then timed in `rounds` interleaved rounds (the order rotating),
+    so a slow moment of a shared machine does not land on one size; medians are reported."""
+    from contextlib import ExitStack
+
     from bolt_app.app import create_app
     from bolt_app.settings import load_settings
 
-    results = {}
-    for size in sizes:
-        url, drop_database = scratch_database("postgresql", f"bench_scale_{size}")
-        engine = database.create_engine(url, pool_size=4)
-        key = crypto.generate_key()
-        crypto.bind(engine, crypto.Keyring([key]))  # seeded tokens are encrypted like real ones
-        try:
+    results: dict = {}
+    with ExitStack() as cleanup:
+        apps = {}
+        for size in sizes:
+            url, drop_database = scratch_database("postgresql", f"bench_scale_{size}")
+            cleanup.callback(drop_database)
+            engine = database.create_engine(url, pool_size=4)
+            cleanup.callback(engine.dispose)
+            key = crypto.generate_key()
+            crypto.bind(engine, crypto.Keyring([key]))  # seeded tokens are encrypted like real ones
             database.upgrade(engine)
             seeded_at = time.perf_counter()
             teams = _seed(engine, size)
-            seed_seconds = time.perf_counter() - seeded_at
-            with engine.begin() as conn:
-                conn.exec_driver_sql("ANALYZE")
+            results[size] = {"seed_seconds": round(time.perf_counter() - seeded_at, 2)}
+            # VACUUM too: otherwise autovacuum picks the freshly seeded tables up mid-measurement.
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("VACUUM ANALYZE")
             settings = load_settings({"SLACK_CLIENT_ID": CLIENT_ID, "SLACK_CLIENT_SECRET": "scale-secret",
                                       "SLACK_SIGNING_SECRET": "scale-signing", "DATABASE_URL": url,
                                       "SLACK_TOKEN_ENCRYPTION_KEYS": key,
@@ -90,15 +100,18 @@ def run_scale(sizes: list[int], samples: int = 2000) -> dict:
             app.authorize_cache = None
             app._authorize.cache = None  # every call reads the database
             _time_authorize(app, teams, 200)  # warm the pool
-            results[size] = {
-                "seed_seconds": round(seed_seconds, 2),
-                "authorize_us": round(_time_authorize(app, teams, samples) * 1e6, 1),
-                "install_us": round(_time_install(app, 200) * 1e6, 1),
-            }
+            apps[size] = (app, teams)
+        timings: dict = {size: {"authorize_us": [], "install_us": []} for size in sizes}
+        for n in range(rounds):
+            for size in sizes[n % len(sizes):] + sizes[: n % len(sizes)]:
+                app, teams = apps[size]
+                timings[size]["authorize_us"].append(round(_time_authorize(app, teams, samples) * 1e6, 1))
+                timings[size]["install_us"].append(round(_time_install(app, 100) * 1e6, 1))
+        for size in sizes:
+            for name, values in timings[size].items():
+                results[size][name] = round(statistics.median(values), 1)
+                results[size][f"{name}_rounds"] = values
             print(f"scale {size}: {results[size]}", flush=True)
-        finally:
-            engine.dispose()
-            drop_database()
     return results
 
 
