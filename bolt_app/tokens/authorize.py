@@ -9,9 +9,11 @@ read (none when the small in-process cache is warm) and leaves rotation to `Toke
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Optional
 
 from slack_bolt.authorization import AuthorizeResult
@@ -25,6 +27,9 @@ from bolt_app.tokens.rotation import TokenService
 logger = logging.getLogger(__name__)
 
 
+CacheKey = tuple[str, Optional[str]]
+
+
 class AuthorizeCache:
     """A bounded LRU of authorize results that expire quickly.
 
@@ -32,38 +37,67 @@ class AuthorizeCache:
     process's uninstall or rotation is seen within seconds; invalidated at once for what happens
     on this process (uninstall, revocation, rotation). An entry is never served once its token is
     inside the refresh window, so the cache cannot delay a rotation.
+
+    A busy workspace's entry is re-read *before* it expires: the first request after a jittered
+    point between 70 % and 90 % of the TTL gets the cached result and the key back to refresh in
+    the background (`get_or_claim_refresh`), so requests never wait on that read and entries
+    filled together (a burst after start-up) are not all re-read together.
     """
 
     def __init__(self, ttl_seconds: float = 10.0, max_entries: int = 10_000):
         self.ttl_seconds = ttl_seconds
         self.max_entries = max_entries
-        self._entries: OrderedDict[tuple[str, Optional[str]], tuple[float, AuthorizeResult]] = OrderedDict()
+        # key -> (valid_until, refresh_after, result)
+        self._entries: OrderedDict[CacheKey, tuple[float, float, AuthorizeResult]] = OrderedDict()
+        self._refreshing: set[CacheKey] = set()
         self._lock = threading.Lock()
+        # Bumped by every invalidation: a result read before one must not be stored after it.
+        self.generation = 0
 
-    def get(self, key: tuple[str, Optional[str]]) -> AuthorizeResult | None:
+    def get(self, key: CacheKey) -> AuthorizeResult | None:
+        return self.get_or_claim_refresh(key)[0]
+
+    def get_or_claim_refresh(self, key: CacheKey) -> tuple[AuthorizeResult | None, bool]:
+        """The cached result (None when absent or expired), and True when the caller should
+        refresh this entry in the background (given to one caller at a time)."""
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
-                return None
-            valid_until, result = entry
-            if valid_until < time.monotonic():
+                return None, False
+            valid_until, refresh_after, result = entry
+            now = time.monotonic()
+            if valid_until < now:
                 del self._entries[key]
-                return None
+                return None, False
             self._entries.move_to_end(key)
-            return result
+            if refresh_after <= now and key not in self._refreshing:
+                self._refreshing.add(key)
+                return result, True
+            return result, False
 
-    def put(self, key: tuple[str, Optional[str]], result: AuthorizeResult, max_seconds: float) -> None:
+    def put(self, key: CacheKey, result: AuthorizeResult, max_seconds: float, *, generation: int | None = None) -> None:
+        """Store a result for up to the TTL (less when its token is due sooner). With the
+        `generation` read before resolving, a result that an invalidation overtook is dropped."""
         seconds = min(self.ttl_seconds, max_seconds)
-        if seconds <= 0:
-            return
         with self._lock:
-            self._entries[key] = (time.monotonic() + seconds, result)
+            self._refreshing.discard(key)
+            if seconds <= 0 or (generation is not None and generation != self.generation):
+                return
+            now = time.monotonic()
+            refresh_after = now + seconds * random.uniform(0.7, 0.9)
+            self._entries[key] = (now + seconds, refresh_after, result)
             self._entries.move_to_end(key)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
 
+    def refresh_failed(self, key: CacheKey) -> None:
+        """Let a later request try again; the entry still expires at its TTL."""
+        with self._lock:
+            self._refreshing.discard(key)
+
     def invalidate_workspace(self, ws_key: str) -> None:
         with self._lock:
+            self.generation += 1
             for key in [k for k in self._entries if k[0] == ws_key]:
                 del self._entries[key]
 
@@ -82,6 +116,8 @@ class StoreAuthorize(Authorize):
         # Bolt sets this from OAuthSettings; the TokenService owns the window.
         self.token_rotation_expiration_minutes = tokens.refresh_before_seconds // 60
         self.bot_only = False
+        # One thread re-reads cache entries ahead of expiry, off the request threads.
+        self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="authorize-refresh")
 
     def __call__(
         self,
@@ -95,16 +131,36 @@ class StoreAuthorize(Authorize):
         ws_key = workspace_key(enterprise_id, None if context.is_enterprise_install else team_id)
         user_key = user_id if self.user_tokens_enabled else None
         cache_key = (ws_key, user_key)
-        result = self.cache.get(cache_key) if self.cache is not None else None
+        result, refresh = self.cache.get_or_claim_refresh(cache_key) if self.cache is not None else (None, False)
+        if refresh:
+            self._background.submit(self._refresh_entry, cache_key, team_id)
         if result is None:
+            generation = self.cache.generation if self.cache is not None else 0
             result, valid_for = self._resolve(ws_key, team_id, user_key)
             if result is None:
                 logger.debug("No installation for enterprise_id=%s team_id=%s", enterprise_id, team_id)
                 return None
             if self.cache is not None:
-                self.cache.put(cache_key, result, valid_for)
+                self.cache.put(cache_key, result, valid_for, generation=generation)
         self._attach_refresher(context, ws_key, result)
         return result
+
+    def _refresh_entry(self, cache_key: CacheKey, team_id: Optional[str]) -> None:
+        """Re-read a cached entry ahead of its expiry (background thread); the entry stays
+        until its TTL if this fails, and the next request due for it tries again."""
+        assert self.cache is not None
+        generation = self.cache.generation
+        try:
+            result, valid_for = self._resolve(cache_key[0], team_id, cache_key[1])
+        except Exception as error:  # noqa: BLE001 - e.g. the database is down: requests resolve it themselves
+            logger.warning("Background authorize refresh failed: %s", type(error).__name__)
+            self.cache.refresh_failed(cache_key)
+            return
+        if result is None:
+            self.cache.invalidate_workspace(cache_key[0])  # uninstalled by another process
+            self.cache.refresh_failed(cache_key)
+            return
+        self.cache.put(cache_key, result, valid_for, generation=generation)
 
     def _resolve(
         self, ws_key: str, request_team_id: Optional[str], user_id: Optional[str]
