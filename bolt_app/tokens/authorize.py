@@ -55,11 +55,15 @@ class AuthorizeCache:
         self.generation = 0
 
     def get(self, key: CacheKey) -> AuthorizeResult | None:
-        return self.get_or_claim_refresh(key)[0]
+        """The cached result, or None when absent or expired (never claims a refresh)."""
+        return self._lookup(key, claim_refresh=False)[0]
 
     def get_or_claim_refresh(self, key: CacheKey) -> tuple[AuthorizeResult | None, bool]:
         """The cached result (None when absent or expired), and True when the caller should
         refresh this entry in the background (given to one caller at a time)."""
+        return self._lookup(key, claim_refresh=True)
+
+    def _lookup(self, key: CacheKey, *, claim_refresh: bool) -> tuple[AuthorizeResult | None, bool]:
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
@@ -70,7 +74,7 @@ class AuthorizeCache:
                 del self._entries[key]
                 return None, False
             self._entries.move_to_end(key)
-            if refresh_after <= now and key not in self._refreshing:
+            if claim_refresh and refresh_after <= now and key not in self._refreshing:
                 self._refreshing.add(key)
                 return result, True
             return result, False
