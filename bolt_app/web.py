@@ -59,12 +59,15 @@ class AnswerThenRun(list):
         self._after = after
 
     def close(self) -> None:
-        after, self._after = self._after, []
+        after = self._after
         for start in after:
             try:
                 start()
             except Exception:  # noqa: BLE001 - e.g. the pool is shutting down; the others still start
                 logger.exception("Could not start work after the answer")
+        # The starts hold the request, which holds this list: emptied, the request is freed by
+        # reference counting when its work ends instead of waiting for a full garbage collection.
+        after.clear()
 
 
 class WebApp:
