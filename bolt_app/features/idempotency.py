@@ -81,11 +81,7 @@ def _insert_ignore_statement(dialect: str, table: sa.Table) -> sa.Executable:
 
 def insert_ignore(conn: Connection, table: sa.Table, values: Mapping[str, Any]) -> bool:
     """Insert one row unless its key exists; True when inserted. Never raises on a duplicate."""
-    dialect = conn.dialect.name
-    result = conn.execute(_insert_ignore_statement(dialect, table), dict(values))
-    if dialect in ("postgresql", "sqlite"):
-        return result.first() is not None
-    return result.rowcount == 1
+    return bool(insert_ignore_many(conn, table, [values]))
 
 
 def insert_ignore_many(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> set[tuple]:
@@ -145,8 +141,7 @@ class ClaimBatcher:
             mine.ready.wait()
             lead = mine.leads
         if lead:
-            self._commit_next_batch()
-            mine.ready.wait()  # our claim was in that batch (it was first in line)
+            self._commit_next_batch()  # our claim is in that batch: it was first in line
         if mine.error is not None:
             raise mine.error
         assert mine.claimed is not None
