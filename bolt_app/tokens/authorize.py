@@ -104,6 +104,7 @@ class AuthorizeCache:
             self.generation += 1
             for key in [k for k in self._entries if k[0] == ws_key]:
                 del self._entries[key]
+            self._refreshing = {k for k in self._refreshing if k[0] != ws_key}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -162,7 +163,6 @@ class StoreAuthorize(Authorize):
             return
         if result is None:
             self.cache.invalidate_workspace(cache_key[0])  # uninstalled by another process
-            self.cache.refresh_failed(cache_key)
             return
         self.cache.put(cache_key, result, valid_for, generation=generation)
 
