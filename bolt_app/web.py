@@ -26,6 +26,9 @@ from bolt_app.lifecycle import MALFORMED_PAYLOAD_ERRORS, defer_lazy, describe_lo
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
+# An oversized body up to this size is read and dropped so its sender gets the 413; a larger one
+# is not worth reading (the connection is closed).
+DRAIN_LIMIT_BYTES = 8 * MAX_BODY_BYTES
 SIGNATURE_WINDOW_SECONDS = 5 * 60
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
@@ -194,6 +197,11 @@ class WebApp:
             length = None
         if length is not None:
             if length > self.max_body_bytes:
+                if length <= DRAIN_LIMIT_BYTES:
+                    # Read and drop it: closing with unread bytes sends a reset, and the client
+                    # (still sending) would see a broken pipe instead of the 413.
+                    while length > 0 and (chunk := stream.read(min(length, 65536))):
+                        length -= len(chunk)
                 return None
             return stream.read(length) if length > 0 else b""
         body = stream.read(self.max_body_bytes + 1)
