@@ -57,6 +57,9 @@ RETRY_STATUS = 503
 # A BoltRequest attribute: when the server sets it to a list, `lazy=` functions are appended to it
 # instead of started, and the server starts them once the answer has been sent (see defer_lazy).
 AFTER_RESPONSE = "after_response"
+# A BoltRequest attribute: the context keys the `ack=` step added. Their plain values travel with
+# the request when its `lazy=` functions run in another process (see bolt_app/lazy_processes.py).
+ACK_ADDED = "ack_added_context_keys"
 
 
 def defer_lazy(request: BoltRequest) -> list[Callable[[], None]]:
@@ -195,19 +198,26 @@ class LazyRunner(ThreadLazyListenerRunner):
         super().__init__(logger=logger, executor=executor)
         self._builders: dict[Callable[..., Any], ArgumentBuilder] = {}
 
+    def _arguments(self, function: Callable[..., Any], request: BoltRequest) -> dict[str, Any]:
+        builder = self._builders.get(function)
+        if builder is None:
+            builder = self._builders[function] = ArgumentBuilder(function, self.logger)
+        return builder(request, None)
+
     def start(self, function: Callable[..., None], request: BoltRequest) -> None:
-        arguments = self._builders.get(function)
-        if arguments is None:
-            arguments = self._builders[function] = ArgumentBuilder(function, self.logger)
         logger_ = self.logger
 
         def run() -> None:
             try:
-                function(**arguments(request, None))
+                function(**self._arguments(function, request))
             except Exception as error:  # noqa: BLE001 - as Bolt: a lazy function's failure is logged
                 logger_.error(f"Failed to run an internal function ({error})")
 
         self.executor.submit(run)
+
+    def run(self, function: Callable[..., None], request: BoltRequest) -> None:
+        """In this thread: a `lazy_only` request (re-dispatched in a lazy process)."""
+        function(**self._arguments(function, request))
 
 
 class EventListenerRunner(ThreadListenerRunner):
@@ -343,6 +353,7 @@ class EventListenerRunner(ThreadListenerRunner):
         thread, so it never queues behind other requests' slow work; the `lazy=` functions (Web
         API calls, slow database work) start after it and the answer goes out at once."""
         result = BoltResponse(status=200, body="")
+        keys_before = set(request.context)
         try:
             listener.run_ack_function(request=request, response=result)
         except Exception as error:  # noqa: BLE001 - handed to the app's error handler, like Bolt
@@ -358,6 +369,7 @@ class EventListenerRunner(ThreadListenerRunner):
         if answer is None and not listener.auto_acknowledgement:
             logger.warning("%s did not call ack()", listener_name)
             return None
+        setattr(request, ACK_ADDED, request.context.keys() - keys_before)
         deferred = getattr(request, AFTER_RESPONSE, None)
         for lazy in listener.lazy_functions:
             # Bolt deep-copies the request (client included) for each lazy function; here the

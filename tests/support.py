@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -82,3 +83,12 @@ class AppServer(AppProcess):
         super().start(timeout)
         self.standin.request_url = self.events_url
         return self
+
+
+def wsgi_environ(raw: bytes, headers: dict[str, str], path: str = "/slack/events") -> dict[str, Any]:
+    """A WSGI environ for a request the stand-in captured (to call the app without a server)."""
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": path, "QUERY_STRING": "",
+               "CONTENT_LENGTH": str(len(raw)), "wsgi.input": io.BytesIO(raw)}
+    environ.update({"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()})
+    environ["CONTENT_TYPE"] = headers.get("Content-Type", "application/json")
+    return environ

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import io
 import re
 import time
 
@@ -18,7 +17,7 @@ from bolt_app.lifecycle import INJECTED, ArgumentBuilder, BodyMatcher, LazyRunne
 from bolt_app.web import WebApp
 from bolt_app.features.polls.blocks import VOTE_ACTION_PREFIX
 
-from .support import install_direct
+from .support import install_direct, wsgi_environ
 
 
 def sample_requests(app, standin) -> list[BoltRequest]:  # type: ignore[no-untyped-def]
@@ -112,14 +111,9 @@ def test_lazy_work_starts_after_the_answer_is_sent(settings, standin) -> None:
     install_direct(app, standin, ws.team_id)
     with standin.capturing_requests() as captured:
         standin.send_mention(ws, text="help")
-    raw, headers = captured[0]
-    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/slack/events", "QUERY_STRING": "",
-               "CONTENT_LENGTH": str(len(raw)), "wsgi.input": io.BytesIO(raw)}
-    environ.update({"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()})
-    environ["CONTENT_TYPE"] = headers.get("Content-Type", "application/json")
     statuses: list[str] = []
     standin.clear_calls()
-    body = web(environ, lambda status, _headers: statuses.append(status))
+    body = web(wsgi_environ(*captured[0]), lambda status, _headers: statuses.append(status))
     assert statuses == ["200 OK"] and list(body) == [b""]
     time.sleep(0.3)
     assert standin.calls_for("chat.postMessage") == [], "the reply started before the answer was sent"
