@@ -8,12 +8,16 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from bolt_app import database
+from bolt_app import database, lazy_processes
 from bolt_app.logs import mask_all_handlers
 from bolt_app.settings import Settings
 from bolt_app.storage import crypto
 
 logger = logging.getLogger(__name__)
+
+GRACEFUL_TIMEOUT_SECONDS = 20
+# Within gunicorn's graceful timeout, leaving time for the worker's own in-flight requests.
+LAZY_DRAIN_SECONDS = 15
 
 
 def prepare_database(settings: Settings) -> None:
@@ -44,6 +48,7 @@ def build_wsgi(settings: Settings):  # type: ignore[no-untyped-def]
     app = create_app(settings)
     if settings.token_refresh_interval_minutes and app.tokens is not None:
         start_refresher(app.tokens, settings)
+    lazy_processes.attach(app, settings)
     return create_wsgi_app(app)
 
 
@@ -75,7 +80,7 @@ class GunicornServer(BaseApplication):
             "worker_class": "gthread",
             "threads": settings.web_threads,
             "timeout": 30,
-            "graceful_timeout": 20,
+            "graceful_timeout": GRACEFUL_TIMEOUT_SECONDS,
             "keepalive": 5,
             "loglevel": settings.log_level.lower(),
             "errorlog": "-",
@@ -83,6 +88,8 @@ class GunicornServer(BaseApplication):
             "proc_name": "bolt-app",
             "when_ready": lambda server: mask_all_handlers(),
             "post_worker_init": lambda worker: mask_all_handlers(),
+            # After the worker's last answer: its lazy processes finish their jobs, then end.
+            "worker_exit": lambda server, worker: lazy_processes.close_all(LAZY_DRAIN_SECONDS),
             **(options or {}),
         }
         super().__init__()

@@ -1,0 +1,294 @@
+"""Bolt `lazy=` functions (replies, Web API work after the answer) in separate, lower-priority
+processes of each web worker.
+
+Slack's 3-second deadline is on the answer, not on the reply. On threads of the web process, the
+replies compete with the answers for the GIL and the cores: under a burst, every reply slows
+the answers behind it. In child processes at a lower CPU priority (nice), the answers come first
+and the replies catch up after the burst.
+
+- Each web worker (gunicorn process) spawns `LAZY_PROCESSES` children (spawned, not forked: the
+  worker has threads). Each builds the same app (`create_app`: its own database pool, authorize
+  cache and token service) and runs its jobs on a thread pool.
+- A job is what Bolt's own Lambda runner re-sends: the raw body and headers, and the name of the
+  lazy function. It also carries the plain values (str, int, float, bool, None) that the `ack=`
+  step put in the context, for example app_mention's decision. The child dispatches it through
+  Bolt with `lazy_only` set: authorize, matching, then only that function.
+- A child holds at most `backlog` jobs (a semaphore the child releases as each one finishes).
+  When every child is full, or none is ready, the function runs on the web worker's own threads,
+  as it did without children. Nothing is dropped, and a sustained overload slows the answers
+  instead of growing a queue without bound.
+- A child that dies is restarted (at most once per `RESTART_BACKOFF_SECONDS`); the jobs it held
+  are lost, and their count is logged.
+- On shutdown (gunicorn's worker exit) each child gets an end marker, finishes what it holds and
+  exits. A child whose parent dies also finishes its queue and exits. Children ignore SIGINT and
+  SIGTERM (a terminal's Ctrl-C or systemd signal the whole group): their parent ends them once it
+  has handed over its last job.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from slack_bolt import App, BoltRequest
+from slack_bolt.lazy_listener import LazyListenerRunner
+from slack_bolt.util.utils import get_name_for_callable
+
+from bolt_app.lifecycle import ACK_ADDED
+from bolt_app.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+NICE_INCREMENT = 10  # below the web workers' priority, not starved: CFS gives nice 10 about 1/10 the share
+BACKLOG_PER_PROCESS = 1000  # about 7 s of replies at this machine's rate; beyond it, the web threads help
+RESTART_BACKOFF_SECONDS = 5.0
+WATCH_INTERVAL_SECONDS = 0.2
+PLAIN_VALUES = (str, int, float, bool, type(None))
+
+_SPAWN = multiprocessing.get_context("spawn")
+
+
+@dataclass(frozen=True)
+class LazyJob:
+    function_name: str
+    body: str
+    headers: dict[str, Any]
+    handoff: dict[str, Any]
+
+
+def job_for(function: Callable[..., Any], request: BoltRequest) -> LazyJob:
+    """What a child needs to run `function` for `request` as this process would have."""
+    handoff = {}
+    for key in getattr(request, ACK_ADDED, ()):
+        value = request.context.get(key)
+        if isinstance(value, PLAIN_VALUES):
+            handoff[key] = value
+        else:
+            _warn_once(key)
+    return LazyJob(get_name_for_callable(function), request.raw_body, request.headers, handoff)
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(key: str) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        logger.warning(
+            "context[%r], set by an ack= step, is not a plain value (str, int, float, bool, None): "
+            "lazy functions running in a lazy process do not see it", key,
+        )
+
+
+# --------------------------------------------------------------------------- the child process
+
+
+def child_main(settings: Settings, jobs: Any, slots: Any, ready: Any, threads: int, parent_pid: int) -> None:
+    """A lazy process: build the app, then run jobs until the end marker (None)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        os.nice(NICE_INCREMENT)
+    except OSError:  # not permitted here: run at the parent's priority
+        pass
+    from bolt_app.app import create_app
+    from bolt_app.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.secrets)
+    app = create_app(settings)
+    executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lazy")
+    threading.Thread(target=_end_when_orphaned, args=(jobs, parent_pid), name="orphan-watch", daemon=True).start()
+    ready.set()
+    while True:
+        job = jobs.get()
+        if job is None:
+            break
+        executor.submit(run_job, app, job, slots)
+    executor.shutdown(wait=True)
+    app.engine.dispose()
+
+
+def run_job(app: App, job: LazyJob, slots: Any) -> None:
+    try:
+        request = BoltRequest(body=job.body, headers=job.headers, context=dict(job.handoff))
+        request.lazy_only = True
+        request.lazy_function_name = job.function_name
+        response = app.dispatch(request)
+        if response.status != 200:
+            logger.warning("Lazy function %s not run: dispatch answered %s", job.function_name, response.status)
+    except Exception:  # noqa: BLE001 - one job's failure must not end the process
+        logger.exception("Lazy function %s failed", job.function_name)
+    finally:
+        slots.release()
+
+
+def _end_when_orphaned(jobs: Any, parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(1.0)
+    logger.warning("The web worker %s is gone: finishing the queued lazy functions, then exiting", parent_pid)
+    jobs.put(None)
+
+
+# --------------------------------------------------------------------------- the web worker's side
+
+
+class _Child:
+    """One lazy process as its web worker sees it: the process, its job queue, its free slots."""
+
+    def __init__(self, settings: Settings, threads: int, backlog: int):
+        self.backlog = backlog
+        self.jobs = _SPAWN.Queue()
+        self.slots = _SPAWN.BoundedSemaphore(backlog)
+        self.ready = _SPAWN.Event()
+        self.accepting = False  # set by the pool's watcher once the child is ready and alive
+        self.started_at = time.monotonic()
+        self.process = _SPAWN.Process(
+            target=child_main,
+            args=(settings, self.jobs, self.slots, self.ready, threads, os.getpid()),
+            name="bolt-app-lazy",
+        )
+        self.process.start()
+
+    def try_submit(self, job: LazyJob) -> bool:
+        if not self.slots.acquire(block=False):
+            return False
+        self.jobs.put(job)
+        return True
+
+    def held(self) -> Optional[int]:
+        """Jobs handed over and not finished (None where the platform cannot tell)."""
+        try:
+            return self.backlog - self.slots.get_value()
+        except NotImplementedError:  # macOS
+            return None
+
+    def release_queue(self) -> None:
+        self.jobs.close()
+        self.jobs.cancel_join_thread()  # a dead reader must not block this process's exit
+
+
+class LazyProcessPool:
+    """A web worker's lazy processes: hands jobs to them, restarts the ones that die, and ends
+    them on shutdown after they finished their jobs."""
+
+    def __init__(self, settings: Settings, *, processes: int, threads: int, backlog: int = BACKLOG_PER_PROCESS):
+        self.settings = settings
+        self.threads = threads
+        self.backlog = backlog
+        self.children: list[_Child] = []
+        self.handed_over = 0
+        self.ran_here = 0  # no child could take the job: it ran on the web worker's threads
+        self.restarts = 0
+        self._next = 0
+        self._processes = processes
+        self._stop = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name="lazy-process-watch", daemon=True)
+
+    def start(self) -> "LazyProcessPool":
+        self.children = [_Child(self.settings, self.threads, self.backlog) for _ in range(self._processes)]
+        self._watcher.start()
+        return self
+
+    def submit(self, job: LazyJob) -> bool:
+        """True when a child took the job; False when the caller must run it itself."""
+        children = self.children
+        for offset in range(len(children)):
+            index = (self._next + offset) % len(children)
+            child = children[index]
+            # is_alive() is a non-blocking waitpid: a child that died since the watcher last
+            # looked gets no more jobs (those would be lost with it).
+            if child.accepting and child.process.is_alive() and child.try_submit(job):
+                self._next = index + 1
+                self.handed_over += 1
+                return True
+        self.ran_here += 1
+        return False
+
+    def _watch(self) -> None:
+        while not self._stop.wait(WATCH_INTERVAL_SECONDS):
+            for index, child in enumerate(self.children):
+                if child.process.is_alive():
+                    if not child.accepting and child.ready.is_set():
+                        child.accepting = True
+                        logger.info("Lazy process %s ready (web worker %s)", child.process.pid, os.getpid())
+                    continue
+                child.accepting = False
+                if time.monotonic() - child.started_at < RESTART_BACKOFF_SECONDS:
+                    continue  # dying at start-up (configuration, database): do not spin
+                held = child.held()
+                logger.error(
+                    "Lazy process %s exited with code %s; %s lazy function(s) it held are lost; starting another",
+                    child.process.pid, child.process.exitcode, "an unknown number of" if held is None else held,
+                )
+                child.release_queue()
+                if not self._stop.is_set():
+                    self.children[index] = _Child(self.settings, self.threads, self.backlog)
+                    self.restarts += 1
+
+    def close(self, timeout: float) -> None:
+        """Stop handing over jobs, let every child finish the ones it holds, and end it."""
+        self._stop.set()
+        if self._watcher.is_alive():
+            self._watcher.join()
+        deadline = time.monotonic() + timeout
+        for child in self.children:
+            child.accepting = False
+            if child.process.is_alive():
+                child.jobs.put(None)
+        for child in self.children:
+            child.process.join(max(0.0, deadline - time.monotonic()))
+            if child.process.is_alive():
+                logger.warning(
+                    "Lazy process %s still busy after %.0f s; stopping it (%s lazy function(s) unfinished)",
+                    child.process.pid, timeout, child.held(),
+                )
+                child.process.terminate()
+                child.process.join(5)
+            child.release_queue()
+
+
+class ProcessLazyRunner(LazyListenerRunner):
+    """Bolt's lazy runner for the web worker: hands each `lazy=` function to a lazy process, or
+    runs it on the local (thread) runner when none can take it."""
+
+    def __init__(self, pool: LazyProcessPool, local: LazyListenerRunner):
+        self.logger = local.logger
+        self.pool = pool
+        self.local = local
+
+    def start(self, function: Callable[..., None], request: BoltRequest) -> None:
+        if request.lazy_only or not self.pool.submit(job_for(function, request)):
+            self.local.start(function, request)
+
+    def run(self, function: Callable[..., None], request: BoltRequest) -> None:
+        self.local.run(function, request)
+
+
+_pools: list[LazyProcessPool] = []
+
+
+def attach(app: App, settings: Settings) -> Optional[LazyProcessPool]:
+    """Run this app's `lazy=` functions in `settings.lazy_processes` lazy processes (none: threads)."""
+    if settings.lazy_processes < 1:
+        return None
+    runner = app._listener_runner
+    pool = LazyProcessPool(settings, processes=settings.lazy_processes, threads=2 * settings.web_threads).start()
+    runner.lazy_listener_runner = ProcessLazyRunner(pool, runner.lazy_listener_runner)
+    if not _pools:
+        atexit.register(close_all)  # when the server's own shutdown hook did not run
+    _pools.append(pool)
+    return pool
+
+
+def close_all(timeout: float = 15.0) -> None:
+    """End this process's lazy processes once they finished their jobs (gunicorn's worker_exit)."""
+    while _pools:
+        _pools.pop().close(timeout)

@@ -1,0 +1,163 @@
+"""`lazy=` functions in lazy processes: the reply is made by a child process with what the ack
+step decided; a full or dead child hands the work back to the web worker's threads; shutdown
+waits for the jobs a child holds."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from typing import Callable
+
+import pytest
+from slack_bolt import BoltRequest
+
+from bolt_app import database, lazy_processes
+from bolt_app.app import create_app
+from bolt_app.lazy_processes import LazyProcessPool, job_for
+from bolt_app.lifecycle import ACK_ADDED
+from bolt_app.web import WebApp
+
+from .support import install_direct, wsgi_environ
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@pytest.fixture
+def served(settings, standin):  # type: ignore[no-untyped-def]
+    """An app whose lazy functions go to one lazy process, and a function that answers a
+    captured request through the WSGI layer as gunicorn would (body closed after the answer)."""
+    database.upgrade(database.create_engine(settings.database_url, pool_size=1))
+    app = create_app(settings)
+    web = WebApp(app)
+    ws = standin.create_workspace(name="Lazy processes")
+    install_direct(app, standin, ws.team_id)
+    pools: list[LazyProcessPool] = []
+
+    def start_pool(backlog: int = lazy_processes.BACKLOG_PER_PROCESS) -> LazyProcessPool:
+        pool = LazyProcessPool(settings, processes=1, threads=4, backlog=backlog).start()
+        app._listener_runner.lazy_listener_runner = lazy_processes.ProcessLazyRunner(
+            pool, app._listener_runner.lazy_listener_runner
+        )
+        pools.append(pool)
+        assert wait_until(lambda: pool.children[0].accepting), "the lazy process did not get ready"
+        return pool
+
+    def answer(raw: bytes, headers: dict[str, str], **extra: str) -> list[str]:
+        statuses: list[str] = []
+        body = web(wsgi_environ(raw, {**headers, **extra}), lambda status, _h: statuses.append(status))
+        list(body)
+        body.close()
+        return statuses
+
+    yield app, ws, start_pool, answer
+    for pool in pools:
+        pool.close(timeout=10)
+
+
+def captured_mentions(standin, ws, count: int) -> list[tuple[bytes, dict[str, str]]]:  # type: ignore[no-untyped-def]
+    with standin.capturing_requests() as captured:
+        for n in range(count):
+            standin.send_mention(ws, text=f"help {n}")
+    return list(captured)
+
+
+def replies(standin) -> int:  # type: ignore[no-untyped-def]
+    return len(standin.calls_for("chat.postMessage"))
+
+
+def test_the_reply_is_made_by_the_lazy_process_with_the_ack_steps_decision(served, standin) -> None:
+    _app, ws, start_pool, answer = served
+    pool = start_pool()
+    (raw, headers), = captured_mentions(standin, ws, 1)
+    standin.clear_calls()
+    assert answer(raw, headers) == ["200 OK"]
+    # The reply function returns without posting unless context["mention"] arrived with the job.
+    assert wait_until(lambda: replies(standin) == 1, 20)
+    assert (pool.handed_over, pool.ran_here) == (1, 0)
+    call = standin.calls_for("chat.postMessage")[0]
+    assert call.params["thread_ts"]  # answered in the mention's thread
+
+
+def test_redeliveries_handed_to_the_lazy_process_reply_once(served, standin) -> None:
+    _app, ws, start_pool, answer = served
+    pool = start_pool()
+    (raw, headers), = captured_mentions(standin, ws, 1)
+    standin.clear_calls()
+    # Slack's retries: each claims before its answer and tells the lazy process to reply or skip.
+    for retry in ("1", "2", "3"):
+        assert answer(raw, headers, **{"X-Slack-Retry-Num": retry, "X-Slack-Retry-Reason": "http_timeout"}) == ["200 OK"]
+    assert wait_until(lambda: pool.handed_over == 3 and pool.children[0].held() == 0, 20)
+    assert replies(standin) == 1
+
+
+def test_a_full_lazy_process_hands_the_work_back_to_the_web_workers_threads(served, standin) -> None:
+    _app, ws, start_pool, answer = served
+    pool = start_pool(backlog=1)
+    mentions = captured_mentions(standin, ws, 3)
+    standin.clear_calls()
+    standin.latency_seconds = 1.0  # the first job holds the child's only slot
+    for raw, headers in mentions:
+        assert answer(raw, headers) == ["200 OK"]
+    assert (pool.handed_over, pool.ran_here) == (1, 2)
+    assert wait_until(lambda: replies(standin) == 3, 20), "a job was dropped"
+
+
+def test_a_dead_lazy_process_is_replaced_and_nothing_meanwhile_is_lost(served, standin, monkeypatch, caplog) -> None:
+    _app, ws, start_pool, answer = served
+    monkeypatch.setattr(lazy_processes, "RESTART_BACKOFF_SECONDS", 0.0)
+    pool = start_pool()
+    first = pool.children[0]
+    mentions = captured_mentions(standin, ws, 2)
+    standin.clear_calls()
+    caplog.set_level(logging.ERROR, logger="bolt_app.lazy_processes")
+    os.kill(first.process.pid, signal.SIGKILL)
+    first.process.join(10)
+    assert answer(*mentions[0]) == ["200 OK"]
+    assert pool.ran_here == 1  # the dead child got no job, whether or not the watcher noticed yet
+    assert wait_until(lambda: pool.restarts == 1 and pool.children[0].accepting, 30)
+    replacement = pool.children[0]
+    assert replacement is not first and replacement.process.pid != first.process.pid
+    handed_before = pool.handed_over
+    assert answer(*mentions[1]) == ["200 OK"]
+    assert pool.handed_over == handed_before + 1
+    assert wait_until(lambda: replies(standin) == 2, 20)
+    assert any("exited with code -9" in r.getMessage() for r in caplog.records)
+
+
+def test_close_waits_for_the_jobs_a_lazy_process_holds(served, standin) -> None:
+    _app, ws, start_pool, answer = served
+    pool = start_pool()
+    mentions = captured_mentions(standin, ws, 5)
+    standin.clear_calls()
+    standin.latency_seconds = 0.5
+    for raw, headers in mentions:
+        answer(raw, headers)
+    assert pool.handed_over == 5 and replies(standin) < 5
+    child = pool.children[0]
+    pool.close(timeout=20)
+    assert replies(standin) == 5
+    assert child.process.exitcode == 0
+
+
+def test_only_plain_context_values_travel_with_a_job(caplog) -> None:
+    request = BoltRequest(body='{"type": "event_callback"}', headers={"content-type": ["application/json"]})
+    request.context.update({"mention": "reply", "count": 3, "client_like": object(), "bot_token": "xoxb-secret"})
+    setattr(request, ACK_ADDED, {"mention", "count", "client_like"})
+
+    def reply() -> None:
+        pass
+
+    with caplog.at_level(logging.WARNING, logger="bolt_app.lazy_processes"):
+        job = job_for(reply, request)
+    assert job.handoff == {"mention": "reply", "count": 3}  # not the token: authorize finds it again
+    assert job.function_name == "reply" and job.body == request.raw_body
+    assert any("client_like" in r.getMessage() for r in caplog.records)
