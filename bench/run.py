@@ -101,17 +101,23 @@ def start_target(target: str, standin: SlackStandIn, url: str, workdir: Path, ar
 
 
 def worker_rss_kib(master_pid: int) -> list[int]:
-    """Resident memory of each gunicorn worker (children of the master)."""
-    sizes = []
+    """Resident memory of each gunicorn worker (a child of the master) together with the processes
+    it started (its lazy processes and multiprocessing's resource tracker)."""
+    parent_of: dict[int, int] = {}
+    rss_of: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) == master_pid:
-                status = (stat.parent / "status").read_text()
-                sizes.append(int(next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1]))
+            pid = int(stat.parent.name)
+            parent_of[pid] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            status = (stat.parent / "status").read_text()
+            rss_of[pid] = int(next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1])
         except (OSError, StopIteration, ValueError, IndexError):
             continue
-    return sorted(sizes)
+
+    def tree(pid: int) -> int:
+        return rss_of.get(pid, 0) + sum(tree(child) for child, parent in parent_of.items() if parent == pid)
+
+    return sorted(tree(pid) for pid, parent in parent_of.items() if parent == master_pid)
 
 
 def query_total(process: AppProcess) -> int:
@@ -426,7 +432,7 @@ def print_report(results: dict, args: argparse.Namespace) -> None:
                   f"(200 without reply {r['answered_200_without_reply']}), dead refresh tokens {r['dead_refresh_tokens']}")
     mem = results.get("app", {}).get("memory")
     if mem:
-        print(f"\nmemory: total worker RSS (KiB) after each batch of {mem['batch']} events: "
+        print(f"\nmemory: total RSS of the workers and their lazy processes (KiB) after each batch of {mem['batch']} events: "
               f"{mem['total_worker_rss_kib_series']}; growth after the first batch "
               f"{mem['growth_after_first_batch_kib']} KiB over {mem['events'] - mem['batch']} events")
     if "scale" in results:
