@@ -6,9 +6,9 @@ replies compete with the answers for the GIL and the cores: under a burst, every
 the answers behind it. In child processes at a lower CPU priority (nice), the answers come first
 and the replies catch up after the burst.
 
-- Each web worker (gunicorn process) spawns `LAZY_PROCESSES` children (spawned, not forked: the
-  worker has threads). Each builds the same app (`create_app`: its own database pool, authorize
-  cache and token service) and runs its jobs on a thread pool.
+- Each web worker (gunicorn process) spawns `LAZY_PROCESSES` children at nice +15 (spawned, not
+  forked: the worker has threads). Each builds the same app (`create_app`: its own database
+  pool, authorize cache and token service) and runs its jobs on a thread pool.
 - A job is what Bolt's own Lambda runner re-sends: the raw body and headers, and the name of the
   lazy function. It also carries the plain values (str, int, float, bool, None) that the `ack=`
   step put in the context, for example app_mention's decision. The child dispatches it through
@@ -47,8 +47,14 @@ from bolt_app.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-NICE_INCREMENT = 10  # below the web workers' priority, not starved: CFS gives nice 10 about 1/10 the share
-BACKLOG_PER_PROCESS = 1000  # about 7 s of replies at this machine's rate; beyond it, the web threads help
+# Answers first: under CPU contention CFS gives a nice-15 task about 1/28 of a web thread's share
+# (in the benchmark, +10 answered 0.43-0.46x the floor's rate, +15 0.52-0.53x, +19 0.44-0.50x).
+# With idle CPU the children run at full speed whatever their nice value.
+NICE_INCREMENT = 15
+# Jobs a child holds before its worker runs new ones on its own threads: a benchmark burst (3000
+# mentions over 4 workers) fits. Under sustained CPU saturation these wait until the load drops.
+BACKLOG_PER_PROCESS = 1000
+FULL_WARNING_INTERVAL_SECONDS = 60.0
 RESTART_BACKOFF_SECONDS = 5.0
 WATCH_INTERVAL_SECONDS = 0.2
 PLAIN_VALUES = (str, int, float, bool, type(None))
@@ -188,6 +194,7 @@ class LazyProcessPool:
         self.ran_here = 0  # no child could take the job: it ran on the web worker's threads
         self.restarts = 0
         self._next = 0
+        self._warned_full_at = -FULL_WARNING_INTERVAL_SECONDS
         self._processes = processes
         self._stop = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name="lazy-process-watch", daemon=True)
@@ -200,16 +207,23 @@ class LazyProcessPool:
     def submit(self, job: LazyJob) -> bool:
         """True when a child took the job; False when the caller must run it itself."""
         children = self.children
+        full = False
         for offset in range(len(children)):
             index = (self._next + offset) % len(children)
             child = children[index]
             # is_alive() is a non-blocking waitpid: a child that died since the watcher last
             # looked gets no more jobs (those would be lost with it).
-            if child.accepting and child.process.is_alive() and child.try_submit(job):
-                self._next = index + 1
-                self.handed_over += 1
-                return True
+            if child.accepting and child.process.is_alive():
+                if child.try_submit(job):
+                    self._next = index + 1
+                    self.handed_over += 1
+                    return True
+                full = True
         self.ran_here += 1
+        if full and time.monotonic() - self._warned_full_at > FULL_WARNING_INTERVAL_SECONDS:
+            self._warned_full_at = time.monotonic()
+            logger.warning("Lazy processes full (%d jobs each): running lazy functions on the web worker's threads "
+                           "(%d so far in this worker)", self.backlog, self.ran_here)
         return False
 
     def _watch(self) -> None:

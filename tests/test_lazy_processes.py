@@ -99,15 +99,17 @@ def test_redeliveries_handed_to_the_lazy_process_reply_once(served, standin) -> 
     assert replies(standin) == 1
 
 
-def test_a_full_lazy_process_hands_the_work_back_to_the_web_workers_threads(served, standin) -> None:
+def test_a_full_lazy_process_hands_the_work_back_to_the_web_workers_threads(served, standin, caplog) -> None:
     _app, ws, start_pool, answer = served
     pool = start_pool(backlog=1)
     mentions = captured_mentions(standin, ws, 3)
     standin.clear_calls()
     standin.latency_seconds = 1.0  # the first job holds the child's only slot
-    for raw, headers in mentions:
-        assert answer(raw, headers) == ["200 OK"]
+    with caplog.at_level(logging.WARNING, logger="bolt_app.lazy_processes"):
+        for raw, headers in mentions:
+            assert answer(raw, headers) == ["200 OK"]
     assert (pool.handed_over, pool.ran_here) == (1, 2)
+    assert len([r for r in caplog.records if "Lazy processes full" in r.getMessage()]) == 1  # not once per job
     assert wait_until(lambda: replies(standin) == 3, 20), "a job was dropped"
 
 
