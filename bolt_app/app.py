@@ -56,9 +56,23 @@ class SlackApp(App):
         req.context["listener_runner"] = self.listener_runner
 
 
+# A few connections beyond the pool for a burst; each process of a worker (the worker and each
+# lazy process) holds at most pool_size + POOL_OVERFLOW, so a deployment's connection count is
+# known in advance (see README "Running in production").
+POOL_OVERFLOW = 2
+
+
+def pool_size(settings: Settings) -> int:
+    """One connection per request thread, plus the authorize cache's and the token refresher's
+    background threads. Lazy work holds a connection only for its short transactions."""
+    return settings.web_threads + 2
+
+
 def create_app(settings: Settings, *, engine: Engine | None = None) -> SlackApp:
     """Build the Bolt app. The schema must be current (see `database.ensure_schema`)."""
-    engine = engine or database.create_engine(settings.database_url, pool_size=settings.web_threads + 2)
+    engine = engine or database.create_engine(
+        settings.database_url, pool_size=pool_size(settings), max_overflow=POOL_OVERFLOW
+    )
     if settings.multi_workspace or settings.token_encryption_keys:
         # Token columns are encrypted with the keys from settings (or the SQLite key file).
         keyring = crypto.keyring_from_settings(settings)

@@ -42,8 +42,10 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> Engine:
-    """An engine tuned for the backend: pool sized to the worker threads, dead connections detected."""
+def create_engine(url: str, *, pool_size: int = 10, max_overflow: int | None = None) -> Engine:
+    """An engine tuned for the backend: pool sized to the worker threads, dead connections detected.
+    `max_overflow` (default: `pool_size`) is how many more connections a burst may open."""
+    max_overflow = pool_size if max_overflow is None else max_overflow
     url = normalize_database_url(url)
     backend = make_url(url).get_backend_name()
     if backend == "sqlite":
@@ -51,7 +53,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> Engine:
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
             pool_size=pool_size,
-            max_overflow=pool_size,
+            max_overflow=max_overflow,
         )
         _configure_sqlite(engine)
         return engine
@@ -63,7 +65,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> Engine:
     return sa.create_engine(
         url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=max_overflow,
         pool_pre_ping=True,  # a restarted or failed-over server must not break pooled connections
         pool_recycle=1800,
         pool_timeout=10,

@@ -12,7 +12,7 @@ from slack_bolt.listener_matcher.builtins import BuiltinListenerMatcher
 from slack_bolt.middleware.attaching_conversation_kwargs import AttachingConversationKwargs
 
 from bolt_app import database
-from bolt_app.app import create_app
+from bolt_app.app import POOL_OVERFLOW, create_app
 from bolt_app.lifecycle import INJECTED, ArgumentBuilder, BodyMatcher, LazyRunner, StreamlinedListener
 from bolt_app.web import WebApp
 from bolt_app.features.polls.blocks import VOTE_ACTION_PREFIX
@@ -69,6 +69,9 @@ def test_unused_bolt_middleware_is_off_and_pools_are_sized(settings) -> None:
     assert isinstance(lazy, LazyRunner)
     assert lazy.executor._max_workers == 2 * settings.web_threads  # type: ignore[attr-defined]
     assert lazy.executor is not app.listener_runner.listener_executor
+    # Connections per process are bounded: a worker and its lazy process stay within twice this.
+    assert app.engine.pool.size() == settings.web_threads + 2
+    assert app.engine.pool._max_overflow == POOL_OVERFLOW  # type: ignore[attr-defined]
 
 
 def test_argument_builder_gives_every_listener_what_bolt_would(settings, standin) -> None:
