@@ -205,19 +205,14 @@ class LazyRunner(ThreadLazyListenerRunner):
         return builder(request, None)
 
     def start(self, function: Callable[..., None], request: BoltRequest) -> None:
-        logger_ = self.logger
-
-        def run() -> None:
-            try:
-                function(**self._arguments(function, request))
-            except Exception as error:  # noqa: BLE001 - as Bolt: a lazy function's failure is logged
-                logger_.error(f"Failed to run an internal function ({error})")
-
-        self.executor.submit(run)
+        self.executor.submit(self.run, function, request)
 
     def run(self, function: Callable[..., None], request: BoltRequest) -> None:
-        """In this thread: a `lazy_only` request (re-dispatched in a lazy process)."""
-        function(**self._arguments(function, request))
+        """In this thread (a pool thread, or a `lazy_only` request re-dispatched in a lazy process)."""
+        try:
+            function(**self._arguments(function, request))
+        except Exception as error:  # noqa: BLE001 - as Bolt: a lazy function's failure is logged
+            self.logger.error(f"Failed to run an internal function ({error})")
 
 
 class EventListenerRunner(ThreadListenerRunner):
