@@ -10,7 +10,7 @@ and the replies catch up after the burst.
   forked: the worker has threads). Each builds the same app (`create_app`: its own database
   pool, authorize cache and token service) and runs its jobs on a thread pool.
 - A job is what Bolt's own Lambda runner re-sends: the raw body and headers, and the name of the
-  lazy function. It also carries the plain values (str, int, float, bool, None) that the `ack=`
+  lazy function, written down a pipe by the request thread once the answer is out. It also carries the plain values (str, int, float, bool, None) that the `ack=`
   step put in the context, for example app_mention's decision. The child dispatches it through
   Bolt with `lazy_only` set: authorize, matching, then only that function.
 - A child holds at most `backlog` jobs (a semaphore the child releases as each one finishes).
@@ -19,10 +19,10 @@ and the replies catch up after the burst.
   instead of growing a queue without bound.
 - A child that dies is restarted (at most once per `RESTART_BACKOFF_SECONDS`); the jobs it held
   are lost, and their count is logged.
-- On shutdown (gunicorn's worker exit) each child gets an end marker, finishes what it holds and
-  exits. A child whose parent dies also finishes its queue and exits. Children ignore SIGINT and
-  SIGTERM (a terminal's Ctrl-C or systemd signal the whole group): their parent ends them once it
-  has handed over its last job.
+- On shutdown (gunicorn's worker exit) the worker closes its end of each pipe: the child finishes
+  what it holds and exits. A worker that dies closes its pipes too, with the same effect.
+  Children ignore SIGINT and SIGTERM (a terminal's Ctrl-C or systemd signal the whole group):
+  their worker ends them once it has handed over its last job.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from typing import Any, Callable, Optional
 
 from slack_bolt import App, BoltRequest
@@ -55,6 +56,7 @@ NICE_INCREMENT = 15
 # mentions over 4 workers) fits. Under sustained CPU saturation these wait until the load drops.
 BACKLOG_PER_PROCESS = 1000
 FULL_WARNING_INTERVAL_SECONDS = 60.0
+PIPE_BYTES = 1 << 20
 RESTART_BACKOFF_SECONDS = 5.0
 WATCH_INTERVAL_SECONDS = 0.2
 PLAIN_VALUES = (str, int, float, bool, type(None))
@@ -97,8 +99,9 @@ def _warn_once(key: str) -> None:
 # --------------------------------------------------------------------------- the child process
 
 
-def child_main(settings: Settings, jobs: Any, slots: Any, ready: Any, threads: int, parent_pid: int) -> None:
-    """A lazy process: build the app, then run jobs until the end marker (None)."""
+def child_main(settings: Settings, jobs: Connection, slots: Any, ready: Any, threads: int) -> None:
+    """A lazy process: build the app, then run jobs until the web worker closes its end of the
+    pipe (on shutdown, or because it died)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
@@ -111,11 +114,11 @@ def child_main(settings: Settings, jobs: Any, slots: Any, ready: Any, threads: i
     configure_logging(settings.log_level, settings.secrets)
     app = create_app(settings)
     executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lazy")
-    threading.Thread(target=_end_when_orphaned, args=(jobs, parent_pid), name="orphan-watch", daemon=True).start()
     ready.set()
     while True:
-        job = jobs.get()
-        if job is None:
+        try:
+            job = jobs.recv()
+        except EOFError:
             break
         executor.submit(run_job, app, job, slots)
     executor.shutdown(wait=True)
@@ -136,37 +139,40 @@ def run_job(app: App, job: LazyJob, slots: Any) -> None:
         slots.release()
 
 
-def _end_when_orphaned(jobs: Any, parent_pid: int) -> None:
-    while os.getppid() == parent_pid:
-        time.sleep(1.0)
-    logger.warning("The web worker %s is gone: finishing the queued lazy functions, then exiting", parent_pid)
-    jobs.put(None)
-
-
 # --------------------------------------------------------------------------- the web worker's side
 
 
 class _Child:
-    """One lazy process as its web worker sees it: the process, its job queue, its free slots."""
+    """One lazy process as its web worker sees it: the process, the pipe its jobs go down, its
+    free slots."""
 
     def __init__(self, settings: Settings, threads: int, backlog: int):
         self.backlog = backlog
-        self.jobs = _SPAWN.Queue()
+        reader, self.jobs = _SPAWN.Pipe(duplex=False)
+        _enlarge_pipe(self.jobs)
+        self._write_lock = threading.Lock()
         self.slots = _SPAWN.BoundedSemaphore(backlog)
         self.ready = _SPAWN.Event()
         self.accepting = False  # set by the pool's watcher once the child is ready and alive
         self.started_at = time.monotonic()
         self.process = _SPAWN.Process(
-            target=child_main,
-            args=(settings, self.jobs, self.slots, self.ready, threads, os.getpid()),
-            name="bolt-app-lazy",
+            target=child_main, args=(settings, reader, self.slots, self.ready, threads), name="bolt-app-lazy"
         )
         self.process.start()
+        # Only the child reads: once it is gone, a write fails at once instead of blocking.
+        reader.close()
 
     def try_submit(self, job: LazyJob) -> bool:
         if not self.slots.acquire(block=False):
             return False
-        self.jobs.put(job)
+        try:
+            # Written by the request thread itself (a multiprocessing.Queue would wake its feeder
+            # thread for every job, one more thread contending for the worker's GIL).
+            with self._write_lock:
+                self.jobs.send(job)
+        except OSError:  # the child died (broken pipe) or the pipe is closed
+            self.slots.release()
+            return False
         return True
 
     def held(self) -> Optional[int]:
@@ -176,9 +182,21 @@ class _Child:
         except NotImplementedError:  # macOS
             return None
 
-    def release_queue(self) -> None:
-        self.jobs.close()
-        self.jobs.cancel_join_thread()  # a dead reader must not block this process's exit
+    def end(self) -> None:
+        """No more jobs: the child finishes the ones it has, then exits."""
+        with self._write_lock:
+            self.jobs.close()
+
+
+def _enlarge_pipe(connection: Connection) -> None:
+    """Room for a burst of jobs (Linux: 1 MiB, the unprivileged maximum, instead of 64 KiB), so a
+    write waits for the child to read only when that much is queued."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(connection.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_BYTES)
+    except (ImportError, OSError):
+        pass
 
 
 class LazyProcessPool:
@@ -190,6 +208,7 @@ class LazyProcessPool:
         self.threads = threads
         self.backlog = backlog
         self.children: list[_Child] = []
+        # Counters for logs and tests (increments from request threads may race: approximate).
         self.handed_over = 0
         self.ran_here = 0  # no child could take the job: it ran on the web worker's threads
         self.restarts = 0
@@ -242,7 +261,7 @@ class LazyProcessPool:
                     "Lazy process %s exited with code %s; %s lazy function(s) it held are lost; starting another",
                     child.process.pid, child.process.exitcode, "an unknown number of" if held is None else held,
                 )
-                child.release_queue()
+                child.end()
                 if not self._stop.is_set():
                     self.children[index] = _Child(self.settings, self.threads, self.backlog)
                     self.restarts += 1
@@ -255,8 +274,7 @@ class LazyProcessPool:
         deadline = time.monotonic() + timeout
         for child in self.children:
             child.accepting = False
-            if child.process.is_alive():
-                child.jobs.put(None)
+            child.end()
         for child in self.children:
             child.process.join(max(0.0, deadline - time.monotonic()))
             if child.process.is_alive():
@@ -266,7 +284,6 @@ class LazyProcessPool:
                 )
                 child.process.terminate()
                 child.process.join(5)
-            child.release_queue()
 
 
 class ProcessLazyRunner(LazyListenerRunner):
