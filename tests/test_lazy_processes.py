@@ -1,12 +1,15 @@
 """`lazy=` functions in lazy processes: the reply is made by a child process with what the ack
 step decided; a full or dead child hands the work back to the web worker's threads; shutdown
-waits for the jobs a child holds."""
+waits for the jobs a child holds, and so does a child whose worker died."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
+import subprocess
+import sys
 import time
 from typing import Callable
 
@@ -19,7 +22,7 @@ from bolt_app.lazy_processes import LazyProcessPool, job_for
 from bolt_app.lifecycle import ACK_ADDED
 from bolt_app.web import WebApp
 
-from .support import install_direct, wsgi_environ
+from .support import PROJECT_ROOT, base_env, install_direct, wsgi_environ
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
@@ -163,3 +166,53 @@ def test_only_plain_context_values_travel_with_a_job(caplog) -> None:
     assert job.handoff == {"mention": "reply", "count": 3}  # not the token: authorize finds it again
     assert job.function_name == "reply" and job.body == request.raw_body
     assert any("client_like" in r.getMessage() for r in caplog.records)
+
+
+ORPHANING_WORKER = """
+import json, os, sys, time
+from bolt_app import lazy_processes
+from bolt_app.lazy_processes import LazyJob, LazyProcessPool
+from bolt_app.settings import load_settings
+
+if __name__ == "__main__":
+    spec = json.load(open(sys.argv[1]))
+    pool = LazyProcessPool(load_settings(spec["env"]), processes=1, threads=4).start()
+    while not pool.children[0].accepting:
+        time.sleep(0.05)
+    for body, headers in spec["jobs"]:
+        assert pool.submit(LazyJob("reply", body, headers, {"mention": "claim_then_reply"}))
+    print(pool.children[0].process.pid, flush=True)
+    os._exit(0)  # a worker killed mid-flight: no shutdown hook, no atexit
+"""
+
+
+def test_a_lazy_process_whose_worker_dies_finishes_its_jobs_and_exits(settings, standin, tmp_path) -> None:
+    database.upgrade(database.create_engine(settings.database_url, pool_size=1))
+    app = create_app(settings)
+    ws = standin.create_workspace(name="Orphaned")
+    install_direct(app, standin, ws.team_id)
+    mentions = captured_mentions(standin, ws, 4)
+    standin.clear_calls()
+    standin.latency_seconds = 0.5  # still waiting on Slack when the worker is gone
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({
+        "env": base_env(standin, settings.database_url),
+        "jobs": [(raw.decode(), {k.lower(): [v] for k, v in headers.items()}) for raw, headers in mentions],
+    }))
+    script = tmp_path / "worker.py"
+    script.write_text(ORPHANING_WORKER)
+    worker = subprocess.run([sys.executable, str(script), str(spec)], cwd=PROJECT_ROOT, capture_output=True,
+                            text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
+    assert worker.returncode == 0, worker.stderr
+    child_pid = int(worker.stdout.split()[0])
+    assert wait_until(lambda: replies(standin) == 4, 20), "jobs handed over before the worker died were lost"
+
+    def gone() -> bool:
+        try:
+            os.kill(child_pid, 0)
+        except ProcessLookupError:
+            return True
+        status = open(f"/proc/{child_pid}/stat").read().rsplit(")", 1)[1].split()[0]
+        return status == "Z"  # exited, waiting for init to reap it
+
+    assert wait_until(gone, 20), "the lazy process outlived its worker"
