@@ -49,8 +49,8 @@ from bolt_app.settings import Settings
 logger = logging.getLogger(__name__)
 
 # Answers first: under CPU contention CFS gives a nice-15 task about 1/28 of a web thread's share
-# (in the benchmark, +10 answered 0.43-0.46x the floor's rate, +15 0.52-0.53x, +19 0.44-0.50x).
-# With idle CPU the children run at full speed whatever their nice value.
+# (one alternated set of benchmark runs: +10 answered 0.43-0.46x the floor's rate, +15 0.52-0.53x,
+# +19 0.44-0.50x). With idle CPU the children run at full speed whatever their nice value.
 NICE_INCREMENT = 15
 # Jobs a child holds before its worker runs new ones on its own threads: a benchmark burst (3000
 # mentions over 4 workers) fits. Under sustained CPU saturation these wait until the load drops.
