@@ -296,7 +296,8 @@ class ProcessLazyRunner(LazyListenerRunner):
         self.local = local
 
     def start(self, function: Callable[..., None], request: BoltRequest) -> None:
-        if request.lazy_only or not self.pool.submit(job_for(function, request)):
+        # (Bolt starts lazy functions only for requests that are not lazy_only: those it runs.)
+        if not self.pool.submit(job_for(function, request)):
             self.local.start(function, request)
 
     def run(self, function: Callable[..., None], request: BoltRequest) -> None:

@@ -10,8 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from typing import Callable
 
 import pytest
 from slack_bolt import BoltRequest
@@ -22,16 +20,7 @@ from bolt_app.lazy_processes import LazyProcessPool, job_for
 from bolt_app.lifecycle import ACK_ADDED
 from bolt_app.web import WebApp
 
-from .support import PROJECT_ROOT, base_env, install_direct, wsgi_environ
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
+from .support import PROJECT_ROOT, base_env, install_direct, wait_for, wsgi_environ
 
 
 @pytest.fixture
@@ -51,7 +40,7 @@ def served(settings, standin):  # type: ignore[no-untyped-def]
             pool, app._listener_runner.lazy_listener_runner
         )
         pools.append(pool)
-        assert wait_until(lambda: pool.children[0].accepting), "the lazy process did not get ready"
+        assert wait_for(lambda: pool.children[0].accepting, timeout=30), "the lazy process did not get ready"
         return pool
 
     def answer(raw: bytes, headers: dict[str, str], **extra: str) -> list[str]:
@@ -84,7 +73,7 @@ def test_the_reply_is_made_by_the_lazy_process_with_the_ack_steps_decision(serve
     standin.clear_calls()
     assert answer(raw, headers) == ["200 OK"]
     # The reply function returns without posting unless context["mention"] arrived with the job.
-    assert wait_until(lambda: replies(standin) == 1, 20)
+    assert wait_for(lambda: replies(standin) == 1, timeout=20)
     assert (pool.handed_over, pool.ran_here) == (1, 0)
     call = standin.calls_for("chat.postMessage")[0]
     assert call.params["thread_ts"]  # answered in the mention's thread
@@ -98,7 +87,7 @@ def test_redeliveries_handed_to_the_lazy_process_reply_once(served, standin) -> 
     # Slack's retries: each claims before its answer and tells the lazy process to reply or skip.
     for retry in ("1", "2", "3"):
         assert answer(raw, headers, **{"X-Slack-Retry-Num": retry, "X-Slack-Retry-Reason": "http_timeout"}) == ["200 OK"]
-    assert wait_until(lambda: pool.handed_over == 3 and pool.children[0].held() == 0, 20)
+    assert wait_for(lambda: pool.handed_over == 3 and pool.children[0].held() == 0, timeout=20)
     assert replies(standin) == 1
 
 
@@ -113,7 +102,7 @@ def test_a_full_lazy_process_hands_the_work_back_to_the_web_workers_threads(serv
             assert answer(raw, headers) == ["200 OK"]
     assert (pool.handed_over, pool.ran_here) == (1, 2)
     assert len([r for r in caplog.records if "Lazy processes full" in r.getMessage()]) == 1  # not once per job
-    assert wait_until(lambda: replies(standin) == 3, 20), "a job was dropped"
+    assert wait_for(lambda: replies(standin) == 3, timeout=20), "a job was dropped"
 
 
 def test_a_dead_lazy_process_is_replaced_and_nothing_meanwhile_is_lost(served, standin, monkeypatch, caplog) -> None:
@@ -128,13 +117,13 @@ def test_a_dead_lazy_process_is_replaced_and_nothing_meanwhile_is_lost(served, s
     first.process.join(10)
     assert answer(*mentions[0]) == ["200 OK"]
     assert pool.ran_here == 1  # the dead child got no job, whether or not the watcher noticed yet
-    assert wait_until(lambda: pool.restarts == 1 and pool.children[0].accepting, 30)
+    assert wait_for(lambda: pool.restarts == 1 and pool.children[0].accepting, timeout=30)
     replacement = pool.children[0]
     assert replacement is not first and replacement.process.pid != first.process.pid
     handed_before = pool.handed_over
     assert answer(*mentions[1]) == ["200 OK"]
     assert pool.handed_over == handed_before + 1
-    assert wait_until(lambda: replies(standin) == 2, 20)
+    assert wait_for(lambda: replies(standin) == 2, timeout=20)
     assert any("exited with code -9" in r.getMessage() for r in caplog.records)
 
 
@@ -205,7 +194,7 @@ def test_a_lazy_process_whose_worker_dies_finishes_its_jobs_and_exits(settings, 
                             text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
     assert worker.returncode == 0, worker.stderr
     child_pid = int(worker.stdout.split()[0])
-    assert wait_until(lambda: replies(standin) == 4, 20), "jobs handed over before the worker died were lost"
+    assert wait_for(lambda: replies(standin) == 4, timeout=20), "jobs handed over before the worker died were lost"
 
     def gone() -> bool:
         try:
@@ -215,4 +204,4 @@ def test_a_lazy_process_whose_worker_dies_finishes_its_jobs_and_exits(settings, 
         status = open(f"/proc/{child_pid}/stat").read().rsplit(")", 1)[1].split()[0]
         return status == "Z"  # exited, waiting for init to reap it
 
-    assert wait_until(gone, 20), "the lazy process outlived its worker"
+    assert wait_for(gone, timeout=20), "the lazy process outlived its worker"
