@@ -150,6 +150,17 @@ class StoreAuthorize(Authorize):
         self._attach_refresher(context, ws_key, result)
         return result
 
+    def resolves(self, context: BoltContext) -> bool:
+        """True when this request's workspace is installed with usable tokens, known from the
+        cache or read now (as `__call__`, which fills the cache). False when it is not installed,
+        or the database cannot say: the caller then lets Bolt authorize and answer the request."""
+        try:
+            return self(context=context, enterprise_id=context.enterprise_id, team_id=context.team_id,
+                        user_id=context.user_id) is not None
+        except Exception as error:  # noqa: BLE001 - Bolt's dispatch meets the same error and answers it
+            logger.debug("Authorize before dispatch failed: %s", type(error).__name__)
+            return False
+
     def _refresh_entry(self, cache_key: CacheKey, team_id: Optional[str]) -> None:
         """Re-read a cached entry ahead of its expiry (background thread); the entry stays
         until its TTL if this fails, and the next request due for it tries again."""
@@ -192,7 +203,9 @@ class StoreAuthorize(Authorize):
         return result, valid_for
 
     def _attach_refresher(self, context: BoltContext, ws_key: str, result: AuthorizeResult) -> None:
-        client = context.client
+        # Not `context.client`: on a context without one (`resolves`, before dispatch) Bolt
+        # would build a WebClient just to be asked.
+        client = context.get("client")
         if not isinstance(client, TokenRefreshingWebClient):
             return
         if result.bot_token:
