@@ -6,7 +6,7 @@ Tests build as many independent apps as they like; nothing here is global.
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.logger import get_bolt_app_logger
@@ -28,6 +28,9 @@ from bolt_app.tokens.authorize import AuthorizeCache, StoreAuthorize
 from bolt_app.tokens.client import TokenRefreshingWebClient, build_web_client
 from bolt_app.tokens.rotation import InstallationNeedsReinstall, TokenService, TokensTemporarilyUnavailable
 
+if TYPE_CHECKING:
+    from bolt_app.lazy_processes import LazyProcessPool
+
 logger = logging.getLogger(__name__)
 
 STATE_COOKIE_NAME = "slack-app-oauth-state"
@@ -45,6 +48,8 @@ class SlackApp(App):
     tokens: Optional[TokenService] = None
     authorize_cache: Optional[AuthorizeCache] = None
     features: Features  # feature services the listeners use (polls, idempotency)
+    # This worker's lazy processes (bolt_app/lazy_processes.attach), None when lazy work runs on threads.
+    lazy_pool: Optional["LazyProcessPool"] = None
 
     def _init_context(self, req: BoltRequest) -> None:
         # Bolt's version builds a fresh WebClient per request; this copies the configured one

@@ -10,9 +10,15 @@ and the replies catch up after the burst.
   forked: the worker has threads). Each builds the same app (`create_app`: its own database
   pool, authorize cache and token service) and runs its jobs on a thread pool.
 - A job is what Bolt's own Lambda runner re-sends: the raw body and headers, and the name of the
-  lazy function, written down a pipe by the request thread once the answer is out. It also carries the plain values (str, int, float, bool, None) that the `ack=`
-  step put in the context, for example app_mention's decision. The child dispatches it through
-  Bolt with `lazy_only` set: authorize, matching, then only that function.
+  lazy function, written down a pipe by the request thread once the answer is out. It also
+  carries the plain values (str, int, float, bool, None) that the `ack=` step put in the context,
+  for example app_mention's decision. The child dispatches it through Bolt with `lazy_only`
+  set: authorize, matching, then only that function.
+- An event declared with `lifecycle.answer_first` (app_mention) goes further: its first delivery,
+  once signed, well formed and from a workspace authorize resolves, is handed over whole
+  (`hand_over`) and answered 200 by the worker without a Bolt dispatch; the child dispatches it
+  (ack step, then its lazy functions in the same job thread). Redeliveries, unknown workspaces,
+  a database that cannot confirm the workspace, and full children take the usual path.
 - A child holds at most `backlog` jobs (a semaphore the child releases as each one finishes).
   When every child is full, or none is ready, the function runs on the web worker's own threads,
   as it did without children. Nothing is dropped, and a sustained overload slows the answers
@@ -43,7 +49,7 @@ from slack_bolt import App, BoltRequest
 from slack_bolt.lazy_listener import LazyListenerRunner
 from slack_bolt.util.utils import get_name_for_callable
 
-from bolt_app.lifecycle import ACK_ADDED
+from bolt_app.lifecycle import ACK_ADDED, InlineLazyRunner
 from bolt_app.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -66,7 +72,8 @@ _SPAWN = multiprocessing.get_context("spawn")
 
 @dataclass(frozen=True)
 class LazyJob:
-    function_name: str
+    # None: the whole request, answered already by the web worker (lifecycle.answer_first).
+    function_name: Optional[str]
     body: str
     headers: dict[str, Any]
     handoff: dict[str, Any]
@@ -82,6 +89,11 @@ def job_for(function: Callable[..., Any], request: BoltRequest) -> LazyJob:
         else:
             _warn_once(key)
     return LazyJob(get_name_for_callable(function), request.raw_body, request.headers, handoff)
+
+
+def request_job(request: BoltRequest) -> LazyJob:
+    """The whole request, for a child to dispatch through Bolt after the worker answered it."""
+    return LazyJob(None, request.raw_body, request.headers, {})
 
 
 _warned: set[str] = set()
@@ -113,6 +125,9 @@ def child_main(settings: Settings, jobs: Connection, slots: Any, ready: Any, thr
 
     configure_logging(settings.log_level, settings.secrets)
     app = create_app(settings)
+    runner = app._listener_runner
+    # A job's lazy= functions run in its own thread, so its slot is held until they finished.
+    runner.lazy_listener_runner = InlineLazyRunner(logger=runner.logger, executor=runner.listener_executor)
     executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lazy")
     ready.set()
     while True:
@@ -126,15 +141,17 @@ def child_main(settings: Settings, jobs: Connection, slots: Any, ready: Any, thr
 
 
 def run_job(app: App, job: LazyJob, slots: Any) -> None:
+    what = f"Lazy function {job.function_name}" if job.function_name else "Request answered by the web worker"
     try:
         request = BoltRequest(body=job.body, headers=job.headers, context=dict(job.handoff))
-        request.lazy_only = True
-        request.lazy_function_name = job.function_name
+        if job.function_name is not None:
+            request.lazy_only = True
+            request.lazy_function_name = job.function_name
         response = app.dispatch(request)
         if response.status != 200:
-            logger.warning("Lazy function %s not run: dispatch answered %s", job.function_name, response.status)
+            logger.warning("%s not run: dispatch answered %s", what, response.status)
     except Exception:  # noqa: BLE001 - one job's failure must not end the process
-        logger.exception("Lazy function %s failed", job.function_name)
+        logger.exception("%s failed", what)
     finally:
         slots.release()
 
@@ -210,6 +227,7 @@ class LazyProcessPool:
         self.children: list[_Child] = []
         # Counters for logs and tests (increments from request threads may race: approximate).
         self.handed_over = 0
+        self.answered_first = 0  # whole requests handed over before their answer (hand_over)
         self.ran_here = 0  # no child could take the job: it ran on the web worker's threads
         self.restarts = 0
         self._next = 0
@@ -224,26 +242,41 @@ class LazyProcessPool:
         return self
 
     def submit(self, job: LazyJob) -> bool:
-        """True when a child took the job; False when the caller must run it itself."""
-        children = self.children
-        full = False
-        for offset in range(len(children)):
-            index = (self._next + offset) % len(children)
-            child = children[index]
-            # is_alive() is a non-blocking waitpid: a child that died since the watcher last
-            # looked gets no more jobs (those would be lost with it).
-            if child.accepting and child.process.is_alive():
-                if child.try_submit(job):
-                    self._next = index + 1
-                    self.handed_over += 1
-                    return True
-                full = True
+        """True when a child took the lazy function's job; False when the caller must run it itself."""
+        taken, full = self._offer(job)
+        if taken:
+            self.handed_over += 1
+            return True
         self.ran_here += 1
         if full and time.monotonic() - self._warned_full_at > FULL_WARNING_INTERVAL_SECONDS:
             self._warned_full_at = time.monotonic()
             logger.warning("Lazy processes full (%d jobs each): running lazy functions on the web worker's threads "
                            "(%d so far in this worker)", self.backlog, self.ran_here)
         return False
+
+    def hand_over(self, request: BoltRequest) -> bool:
+        """True when a child took the whole request (the caller answers it); False when the
+        caller must dispatch it itself."""
+        taken = self._offer(request_job(request))[0]
+        if taken:
+            self.answered_first += 1
+        return taken
+
+    def _offer(self, job: LazyJob) -> tuple[bool, bool]:
+        """(a child took the job, some child was full)."""
+        children = self.children
+        full = False
+        for offset in range(len(children)):
+            index = (self._next + offset) % len(children)
+            child = children[index]
+            # A child that died since the watcher last looked refuses the write (its end of the
+            # pipe closed with it): try_submit returns False and the job goes elsewhere.
+            if child.accepting:
+                if child.try_submit(job):
+                    self._next = index + 1
+                    return True, full
+                full = True
+        return False, full
 
     def _watch(self) -> None:
         while not self._stop.wait(WATCH_INTERVAL_SECONDS):
@@ -271,6 +304,9 @@ class LazyProcessPool:
         self._stop.set()
         if self._watcher.is_alive():
             self._watcher.join()
+        logger.info("Lazy processes of web worker %s: %d request(s) answered first, %d lazy function(s) handed over, "
+                    "%d run on the worker's threads, %d restart(s)", os.getpid(), self.answered_first,
+                    self.handed_over, self.ran_here, self.restarts)
         deadline = time.monotonic() + timeout
         for child in self.children:
             child.accepting = False
@@ -314,6 +350,7 @@ def attach(app: App, settings: Settings) -> Optional[LazyProcessPool]:
     runner = app._listener_runner
     pool = LazyProcessPool(settings, processes=settings.lazy_processes, threads=2 * settings.web_threads).start()
     runner.lazy_listener_runner = ProcessLazyRunner(pool, runner.lazy_listener_runner)
+    app.lazy_pool = pool  # type: ignore[attr-defined]  # the web layer hands answer-first events to it
     if not _pools:
         atexit.register(close_all)  # when the server's own shutdown hook did not run
     _pools.append(pool)

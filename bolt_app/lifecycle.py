@@ -17,6 +17,9 @@ Two changes close that, and nothing else about listeners changes:
    repeats it, and Slack disables apps whose deliveries keep failing). A listener still running
    at the deadline is acknowledged then (its outcome is only logged), as Bolt would have done.
    Commands, actions, views and shortcuts are unchanged: their listeners call `ack()` themselves.
+   An event whose first delivery needs nothing durable before its answer can say so
+   (`answer_first`): with lazy processes it is then answered before any dispatch, and a
+   lazy process runs it (see bolt_app/lazy_processes.py).
 2. `app_uninstalled` / `tokens_revoked` are handled in a global middleware, before any
    acknowledgement (replaces `app.enable_token_revocation_listeners()`), and org-wide installs
    are keyed by `context.is_enterprise_install`: Bolt's stock listeners pass `context.team_id`,
@@ -215,6 +218,14 @@ class LazyRunner(ThreadLazyListenerRunner):
             self.logger.error(f"Failed to run an internal function ({error})")
 
 
+class InlineLazyRunner(LazyRunner):
+    """Runs `lazy=` functions at once in the calling thread: a lazy process's job thread, whose
+    request was answered by its web worker already, so nothing waits for it."""
+
+    def start(self, function: Callable[..., None], request: BoltRequest) -> None:
+        self.run(function, request)
+
+
 class EventListenerRunner(ThreadListenerRunner):
     """Bolt's runner, except that Events API listeners finish (or hit the deadline) before the
     acknowledgement, and a database-unavailable failure is answered 503 instead of 200."""
@@ -374,6 +385,42 @@ class EventListenerRunner(ThreadListenerRunner):
             else:
                 self.lazy_listener_runner.start(function=lazy, request=request)
         return answer or BoltResponse(status=200, body="")
+
+
+# --------------------------------------------------------------------------- answered before dispatch
+
+ANSWER_FIRST_EVENTS = "answer_first_events"
+
+
+def answer_first(app: App, event_type: str) -> None:
+    """Declare that a first delivery of `event_type` needs nothing done before its answer: not
+    even its `ack=` step. With lazy processes, the web worker answers such a delivery (signed,
+    well formed, from a workspace it resolved moments ago) with a 200 at once and hands the whole
+    request to a lazy process, which dispatches it through Bolt as this process would have. A
+    redelivery (`X-Slack-Retry-Num`) is dispatched here, before its answer, as any other request:
+    its listener may need to claim it first. Declare only events whose first delivery is answered
+    200 whatever happens next (app_mention: the reply is claimed and posted after the answer)."""
+    app.__dict__.setdefault(ANSWER_FIRST_EVENTS, set()).add(event_type)
+
+
+def answers_first(app: App, request: BoltRequest) -> bool:
+    """True when `request` may be answered before Bolt dispatches it (see `answer_first`)."""
+    events = app.__dict__.get(ANSWER_FIRST_EVENTS)
+    body = request.body
+    if not events or not is_event_delivery(body):
+        return False
+    event = body.get("event")
+    if not isinstance(event, dict) or event.get("type") not in events:
+        return False
+    if request.headers.get("x-slack-retry-num"):
+        return False
+    authorize = app._authorize
+    if authorize is None:
+        return app._token is not None  # one workspace, its token from settings
+    # An unknown workspace, or one whose tokens the database cannot give now, is dispatched here:
+    # its answer depends on what authorize finds (a 503 lets Slack redeliver during an outage).
+    resolves = getattr(authorize, "resolves", None)
+    return resolves is not None and resolves(request.context)
 
 
 # --------------------------------------------------------------------------- listener matching

@@ -21,7 +21,7 @@ from sqlalchemy import exc as sa_exc
 
 from bolt_app import database
 from bolt_app.app import SlackApp
-from bolt_app.lifecycle import MALFORMED_PAYLOAD_ERRORS, defer_lazy, describe_location
+from bolt_app.lifecycle import MALFORMED_PAYLOAD_ERRORS, answers_first, defer_lazy, describe_location
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +140,10 @@ class WebApp:
             # dereference these fields, and the ids reach database queries.
             logger.info("Malformed Slack payload refused: %s", problem)
             return self._plain(start_response, 400, "Malformed request body")
+        pool = self.app.lazy_pool
+        if pool is not None and answers_first(self.app, request) and pool.hand_over(request):
+            # A lazy process dispatches it through Bolt; its answer would be this one.
+            return self._respond(start_response, BoltResponse(status=200, body=""))
         lazy_starts = defer_lazy(request)
         try:
             response = self.app.dispatch(request)

@@ -10,14 +10,17 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from slack_bolt import BoltRequest
 
 from bolt_app import database, lazy_processes
 from bolt_app.app import create_app
 from bolt_app.lazy_processes import LazyProcessPool, job_for
 from bolt_app.lifecycle import ACK_ADDED
+from bolt_app.storage.tables import workspace_key
 from bolt_app.web import WebApp
 
 from .support import PROJECT_ROOT, base_env, install_direct, wait_for, wsgi_environ
@@ -34,11 +37,13 @@ def served(settings, standin):  # type: ignore[no-untyped-def]
     install_direct(app, standin, ws.team_id)
     pools: list[LazyProcessPool] = []
 
-    def start_pool(backlog: int = lazy_processes.BACKLOG_PER_PROCESS) -> LazyProcessPool:
+    def start_pool(backlog: int = lazy_processes.BACKLOG_PER_PROCESS, answer_first: bool = False) -> LazyProcessPool:
         pool = LazyProcessPool(settings, processes=1, threads=4, backlog=backlog).start()
         app._listener_runner.lazy_listener_runner = lazy_processes.ProcessLazyRunner(
             pool, app._listener_runner.lazy_listener_runner
         )
+        if answer_first:  # as lazy_processes.attach does for the server
+            app.lazy_pool = pool
         pools.append(pool)
         assert wait_for(lambda: pool.children[0].accepting, timeout=30), "the lazy process did not get ready"
         return pool
@@ -47,7 +52,8 @@ def served(settings, standin):  # type: ignore[no-untyped-def]
         statuses: list[str] = []
         body = web(wsgi_environ(raw, {**headers, **extra}), lambda status, _h: statuses.append(status))
         list(body)
-        body.close()
+        if hasattr(body, "close"):  # PEP 3333: the server calls it once the body is sent
+            body.close()
         return statuses
 
     yield app, ws, start_pool, answer
@@ -140,6 +146,71 @@ def test_close_waits_for_the_jobs_a_lazy_process_holds(served, standin) -> None:
     pool.close(timeout=20)
     assert replies(standin) == 5
     assert child.process.exitcode == 0
+
+
+def test_a_first_delivery_is_answered_at_once_and_dispatched_by_the_lazy_process(served, standin) -> None:
+    app, ws, start_pool, answer = served
+    pool = start_pool(answer_first=True)
+    mentions = captured_mentions(standin, ws, 2)
+    standin.clear_calls()
+    for raw, headers in mentions:
+        assert answer(raw, headers) == ["200 OK"]
+    assert (pool.answered_first, pool.handed_over, pool.ran_here) == (2, 0, 0)
+    assert wait_for(lambda: replies(standin) == 2, timeout=20)
+    # The lazy process ran the whole listener: ack step, then the reply, which claimed the event.
+    with app.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM processed_deliveries")).scalar() == 2
+    assert all(call.params["thread_ts"] for call in standin.calls_for("chat.postMessage"))
+
+
+def test_redeliveries_are_dispatched_before_their_answer_and_reply_once(served, standin) -> None:
+    _app, ws, start_pool, answer = served
+    pool = start_pool(answer_first=True)
+    (raw, headers), = captured_mentions(standin, ws, 1)
+    standin.clear_calls()
+    assert answer(raw, headers) == ["200 OK"]
+    for retry in ("1", "2"):
+        assert answer(raw, headers, **{"X-Slack-Retry-Num": retry, "X-Slack-Retry-Reason": "http_timeout"}) == ["200 OK"]
+    # Only the first delivery skipped dispatch here; each retry claimed the event before its answer.
+    assert pool.answered_first == 1
+    assert wait_for(lambda: pool.children[0].held() == 0 and replies(standin) >= 1, timeout=20)
+    assert replies(standin) == 1
+
+
+def test_an_unknown_workspace_or_an_event_not_declared_is_dispatched_here(served, standin) -> None:
+    app, ws, start_pool, answer = served
+    pool = start_pool(answer_first=True)
+    stranger = standin.create_workspace(name="Uninstalled")
+    install_direct(app, standin, stranger.team_id)
+    user = standin.add_user(ws.team_id)
+    with standin.capturing_requests() as captured:
+        standin.send_mention(stranger, text="help")
+        standin.send_event(ws, {"type": "app_home_opened", "user": user, "tab": "home"})
+    (stranger_raw, stranger_headers), (home_raw, home_headers) = captured
+    app.installation_store.delete_all(enterprise_id=None, team_id=stranger.team_id)
+    standin.clear_calls()
+    # Bolt answers what it answers for a workspace it cannot authorize, and nothing is replied.
+    assert answer(stranger_raw, stranger_headers) == ["200 OK"]
+    assert answer(home_raw, home_headers) == ["200 OK"]
+    assert pool.answered_first == 0
+    assert standin.calls_for("views.publish")  # App Home ran here, before its answer
+    assert replies(standin) == 0
+
+
+def test_without_the_database_a_first_delivery_is_not_answered_first(served, standin) -> None:
+    app, ws, start_pool, answer = served
+    pool = start_pool(answer_first=True)
+    (raw, headers), = captured_mentions(standin, ws, 1)
+    app.authorize_cache.invalidate_workspace(workspace_key(None, ws.team_id))
+    standin.clear_calls()
+    # The database file cannot be opened: authorize cannot confirm the workspace, so Bolt
+    # dispatches the event here and the app answers 503: Slack redelivers it, nothing is lost.
+    path = Path(app.engine.url.database)
+    app.engine.dispose()
+    path.rename(path.with_name(path.name + ".away"))
+    path.mkdir()
+    assert answer(raw, headers) == ["503 Service Unavailable"]
+    assert pool.answered_first == 0 and replies(standin) == 0
 
 
 def test_only_plain_context_values_travel_with_a_job(caplog) -> None:

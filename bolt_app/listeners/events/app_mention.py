@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from slack_bolt import Ack, App, BoltContext, BoltRequest
 from slack_sdk import WebClient
 
+from bolt_app import lifecycle
 from bolt_app.features.idempotency import Deliveries, event_key
 from bolt_app.features.polls.blocks import help_text
 from bolt_app.features.workspace import WorkspaceRef
@@ -66,3 +67,6 @@ def register(app: App) -> None:
         handle_app_mention(event, client)
 
     app.event("app_mention")(ack=decide, lazy=[reply])
+    # A first delivery is answered 200 whatever happens next: with lazy processes, the web
+    # worker answers it and a lazy process runs decide and reply.
+    lifecycle.answer_first(app, "app_mention")
