@@ -15,10 +15,15 @@ and the replies catch up after the burst.
   for example app_mention's decision. The child dispatches it through Bolt with `lazy_only`
   set: authorize, matching, then only that function.
 - An event declared with `lifecycle.answer_first` (app_mention) goes further: its first delivery,
-  once signed, well formed and from a workspace authorize resolves, is handed over whole
-  (`hand_over`) and answered 200 by the worker without a Bolt dispatch; the child dispatches it
-  (ack step, then its lazy functions in the same job thread). Redeliveries, unknown workspaces,
-  a database that cannot confirm the workspace, and full children take the usual path.
+  once signed, well formed and from a workspace known to be installed (resolved by this worker
+  within the authorize cache's `known_seconds`, or now), is handed over whole (`hand_over`) and
+  answered 200 by the worker without a Bolt dispatch; the child dispatches it (ack step, then
+  its lazy functions in the same job thread). Redeliveries, unknown workspaces, a database that
+  cannot confirm the workspace, and full children take the usual path.
+- A job whose dispatch answers 503 (database or tokens unavailable, before anything ran) is
+  tried again for up to a minute (`RETRY_FOR_SECONDS`); meanwhile the child flags trouble and
+  its worker stops answering first: new events wait for their own dispatch, and a 503 makes
+  Slack redeliver them.
 - A child holds at most `backlog` jobs (a semaphore the child releases as each one finishes).
   When every child is full, or none is ready, the function runs on the web worker's own threads,
   as it did without children. Nothing is dropped, and a sustained overload slows the answers
@@ -49,7 +54,7 @@ from slack_bolt import App, BoltRequest
 from slack_bolt.lazy_listener import LazyListenerRunner
 from slack_bolt.util.utils import get_name_for_callable
 
-from bolt_app.lifecycle import ACK_ADDED, InlineLazyRunner
+from bolt_app.lifecycle import ACK_ADDED, RETRY_STATUS, InlineLazyRunner
 from bolt_app.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -64,6 +69,14 @@ BACKLOG_PER_PROCESS = 1000
 FULL_WARNING_INTERVAL_SECONDS = 60.0
 PIPE_BYTES = 1 << 20
 RESTART_BACKOFF_SECONDS = 5.0
+# A job whose dispatch answered 503 (database or tokens unavailable: nothing ran yet) is tried
+# again, holding its slot, after 0.5, 1, 2, 4, then every 5 s, for up to a minute: the worker
+# answered already, so Slack would not redeliver it.
+RETRY_FOR_SECONDS = 60.0
+RETRY_DELAY_CAP_SECONDS = 5.0
+# Meanwhile, and this long after the last such failure, the worker's answers wait for a dispatch
+# of their own again (a 503 then makes Slack redeliver) instead of being answered first.
+TROUBLE_SECONDS = 30.0
 WATCH_INTERVAL_SECONDS = 0.2
 PLAIN_VALUES = (str, int, float, bool, type(None))
 
@@ -111,7 +124,7 @@ def _warn_once(key: str) -> None:
 # --------------------------------------------------------------------------- the child process
 
 
-def child_main(settings: Settings, jobs: Connection, slots: Any, ready: Any, threads: int) -> None:
+def child_main(settings: Settings, jobs: Connection, slots: Any, ready: Any, trouble: Any, threads: int) -> None:
     """A lazy process: build the app, then run jobs until the web worker closes its end of the
     pipe (on shutdown, or because it died)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -135,25 +148,40 @@ def child_main(settings: Settings, jobs: Connection, slots: Any, ready: Any, thr
             job = jobs.recv()
         except EOFError:
             break
-        executor.submit(run_job, app, job, slots)
+        executor.submit(run_job, app, job, slots, trouble)
     executor.shutdown(wait=True)
     app.engine.dispose()
 
 
-def run_job(app: App, job: LazyJob, slots: Any) -> None:
+def run_job(app: App, job: LazyJob, slots: Any, trouble: Any) -> None:
     what = f"Lazy function {job.function_name}" if job.function_name else "Request answered by the web worker"
     try:
-        request = BoltRequest(body=job.body, headers=job.headers, context=dict(job.handoff))
-        if job.function_name is not None:
-            request.lazy_only = True
-            request.lazy_function_name = job.function_name
-        response = app.dispatch(request)
+        give_up_at = time.monotonic() + RETRY_FOR_SECONDS
+        delay = 0.5
+        while True:
+            response = app.dispatch(_request(job))
+            if response.status != RETRY_STATUS:
+                break
+            trouble.value = time.time() + TROUBLE_SECONDS
+            if time.monotonic() + delay > give_up_at:
+                break
+            logger.warning("%s not run yet (database or tokens unavailable); trying again in %.1f s", what, delay)
+            time.sleep(delay)
+            delay = min(2 * delay, RETRY_DELAY_CAP_SECONDS)
         if response.status != 200:
             logger.warning("%s not run: dispatch answered %s", what, response.status)
     except Exception:  # noqa: BLE001 - one job's failure must not end the process
         logger.exception("%s failed", what)
     finally:
         slots.release()
+
+
+def _request(job: LazyJob) -> BoltRequest:
+    request = BoltRequest(body=job.body, headers=job.headers, context=dict(job.handoff))
+    if job.function_name is not None:
+        request.lazy_only = True
+        request.lazy_function_name = job.function_name
+    return request
 
 
 # --------------------------------------------------------------------------- the web worker's side
@@ -170,10 +198,14 @@ class _Child:
         self._write_lock = threading.Lock()
         self.slots = _SPAWN.BoundedSemaphore(backlog)
         self.ready = _SPAWN.Event()
+        # Until when (time.time()) the child's jobs meet an unavailable database: a plain shared
+        # double, read on every hand-over without a lock.
+        self.trouble = _SPAWN.Value("d", 0.0, lock=False)
         self.accepting = False  # set by the pool's watcher once the child is ready and alive
         self.started_at = time.monotonic()
         self.process = _SPAWN.Process(
-            target=child_main, args=(settings, reader, self.slots, self.ready, threads), name="bolt-app-lazy"
+            target=child_main, args=(settings, reader, self.slots, self.ready, self.trouble, threads),
+            name="bolt-app-lazy",
         )
         self.process.start()
         # Only the child reads: once it is gone, a write fails at once instead of blocking.
@@ -253,6 +285,11 @@ class LazyProcessPool:
             logger.warning("Lazy processes full (%d jobs each): running lazy functions on the web worker's threads "
                            "(%d so far in this worker)", self.backlog, self.ran_here)
         return False
+
+    def in_trouble(self) -> bool:
+        """True while a child's jobs recently met an unavailable database."""
+        now = time.time()
+        return any(child.trouble.value > now for child in self.children)
 
     def hand_over(self, request: BoltRequest) -> bool:
         """True when a child took the whole request (the caller answers it); False when the

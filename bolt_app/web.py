@@ -140,8 +140,7 @@ class WebApp:
             # dereference these fields, and the ids reach database queries.
             logger.info("Malformed Slack payload refused: %s", problem)
             return self._plain(start_response, 400, "Malformed request body")
-        pool = self.app.lazy_pool
-        if pool is not None and answers_first(self.app, request) and pool.hand_over(request):
+        if self._handed_over(request):
             # A lazy process dispatches it through Bolt; its answer would be this one.
             return self._respond(start_response, BoltResponse(status=200, body=""))
         lazy_starts = defer_lazy(request)
@@ -154,6 +153,12 @@ class WebApp:
             return self._plain(start_response, 400, "Malformed request body")
         answer = self._respond(start_response, response)
         return AnswerThenRun(answer, lazy_starts) if lazy_starts else answer
+
+    def _handed_over(self, request: BoltRequest) -> bool:
+        """True when a lazy process took the whole request (see lifecycle.answer_first)."""
+        pool = self.app.lazy_pool
+        return (pool is not None and not pool.in_trouble() and answers_first(self.app, request)
+                and pool.hand_over(request))
 
     def _oauth(self, environ: dict, start_response: StartResponse, path: str) -> Iterable[bytes]:
         flow = self.app.oauth_flow

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from slack_bolt import BoltRequest
+from slack_bolt import BoltContext, BoltRequest
 
 from bolt_app import database, lazy_processes
 from bolt_app.app import create_app
@@ -211,6 +211,32 @@ def test_without_the_database_a_first_delivery_is_not_answered_first(served, sta
     path.mkdir()
     assert answer(raw, headers) == ["503 Service Unavailable"]
     assert pool.answered_first == 0 and replies(standin) == 0
+
+
+def test_an_event_answered_first_survives_a_short_database_outage(served, standin) -> None:
+    app, ws, start_pool, answer = served
+    pool = start_pool(answer_first=True)
+    mentions = captured_mentions(standin, ws, 2)
+    standin.clear_calls()
+    # The worker resolved the workspace moments ago; the lazy process has not (its cache is cold).
+    assert app._authorize.resolves(BoltContext({"team_id": ws.team_id, "is_enterprise_install": False}))
+    path = Path(app.engine.url.database)
+    away = path.with_name(path.name + ".away")
+    path.rename(away)
+    path.mkdir()  # new connections fail: "unable to open database file"
+    try:
+        assert answer(*mentions[0]) == ["200 OK"]
+        assert pool.answered_first == 1
+        assert wait_for(pool.in_trouble, timeout=10), "the lazy process did not report the outage"
+        # Meanwhile the worker dispatches first deliveries itself again (a 503 would reach Slack).
+        assert answer(*mentions[1]) == ["200 OK"]  # its authorization is cached; the reply is lazy
+        assert (pool.answered_first, pool.handed_over) == (1, 1)
+        assert replies(standin) == 0
+    finally:
+        path.rmdir()
+        away.rename(path)
+    # Both jobs were kept and tried again: nothing acknowledged was lost.
+    assert wait_for(lambda: replies(standin) == 2, timeout=20)
 
 
 def test_only_plain_context_values_travel_with_a_job(caplog) -> None:

@@ -44,11 +44,14 @@ class AuthorizeCache:
     filled together (a burst after start-up) are not all re-read together.
     """
 
-    def __init__(self, ttl_seconds: float = 10.0, max_entries: int = 10_000):
+    def __init__(self, ttl_seconds: float = 10.0, max_entries: int = 10_000, known_seconds: float = 300.0):
         self.ttl_seconds = ttl_seconds
         self.max_entries = max_entries
-        # key -> (valid_until, refresh_after, result)
-        self._entries: OrderedDict[CacheKey, tuple[float, float, AuthorizeResult]] = OrderedDict()
+        # An expired entry is no longer served, but says for this long that the workspace was
+        # installed when last read (`known`), unless an invalidation removed it.
+        self.known_seconds = max(known_seconds, ttl_seconds)
+        # key -> (valid_until, refresh_after, known_until, result)
+        self._entries: OrderedDict[CacheKey, tuple[float, float, float, AuthorizeResult]] = OrderedDict()
         self._refreshing: set[CacheKey] = set()
         self._lock = threading.Lock()
         # Bumped by every invalidation: a result read before one must not be stored after it.
@@ -68,10 +71,11 @@ class AuthorizeCache:
             entry = self._entries.get(key)
             if entry is None:
                 return None, False
-            valid_until, refresh_after, result = entry
+            valid_until, refresh_after, known_until, result = entry
             now = time.monotonic()
-            if valid_until < now:
-                del self._entries[key]
+            if valid_until <= now:
+                if known_until <= now:
+                    del self._entries[key]
                 return None, False
             self._entries.move_to_end(key)
             if claim_refresh and refresh_after <= now and key not in self._refreshing:
@@ -82,17 +86,24 @@ class AuthorizeCache:
     def put(self, key: CacheKey, result: AuthorizeResult, max_seconds: float, *, generation: int | None = None) -> None:
         """Store a result for up to the TTL (less when its token is due sooner). With the
         `generation` read before resolving, a result that an invalidation overtook is dropped."""
-        seconds = min(self.ttl_seconds, max_seconds)
+        seconds = max(0.0, min(self.ttl_seconds, max_seconds))  # 0: known, never served
         with self._lock:
             self._refreshing.discard(key)
-            if seconds <= 0 or (generation is not None and generation != self.generation):
+            if generation is not None and generation != self.generation:
                 return
             now = time.monotonic()
             refresh_after = now + seconds * random.uniform(0.7, 0.9)
-            self._entries[key] = (now + seconds, refresh_after, result)
+            self._entries[key] = (now + seconds, refresh_after, now + self.known_seconds, result)
             self._entries.move_to_end(key)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
+
+    def known(self, key: CacheKey) -> bool:
+        """True when the key resolved to an installation within `known_seconds` and nothing on
+        this process invalidated it since (its tokens may no longer be served)."""
+        with self._lock:
+            entry = self._entries.get(key)
+            return entry is not None and entry[2] > time.monotonic()
 
     def refresh_failed(self, key: CacheKey) -> None:
         """Let a later request try again; the entry still expires at its TTL."""
@@ -133,9 +144,8 @@ class StoreAuthorize(Authorize):
         user_id: Optional[str],
         **_: Any,
     ) -> Optional[AuthorizeResult]:
-        ws_key = workspace_key(enterprise_id, None if context.is_enterprise_install else team_id)
-        user_key = user_id if self.user_tokens_enabled else None
-        cache_key = (ws_key, user_key)
+        cache_key = self._cache_key(context, enterprise_id, team_id, user_id)
+        ws_key, user_key = cache_key
         result, refresh = self.cache.get_or_claim_refresh(cache_key) if self.cache is not None else (None, False)
         if refresh:
             self._background.submit(self._refresh_entry, cache_key, team_id)
@@ -150,10 +160,20 @@ class StoreAuthorize(Authorize):
         self._attach_refresher(context, ws_key, result)
         return result
 
+    def _cache_key(
+        self, context: BoltContext, enterprise_id: Optional[str], team_id: Optional[str], user_id: Optional[str]
+    ) -> CacheKey:
+        ws_key = workspace_key(enterprise_id, None if context.is_enterprise_install else team_id)
+        return ws_key, (user_id if self.user_tokens_enabled else None)
+
     def resolves(self, context: BoltContext) -> bool:
-        """True when this request's workspace is installed with usable tokens, known from the
-        cache or read now (as `__call__`, which fills the cache). False when it is not installed,
-        or the database cannot say: the caller then lets Bolt authorize and answer the request."""
+        """True when this request's workspace is installed: it resolved within the cache's
+        `known_seconds`, or it resolves now (as `__call__`, which fills the cache). False when it
+        is not installed, or the database cannot say: the caller then lets Bolt authorize and
+        answer the request."""
+        key = self._cache_key(context, context.enterprise_id, context.team_id, context.user_id)
+        if self.cache is not None and self.cache.known(key):
+            return True
         try:
             return self(context=context, enterprise_id=context.enterprise_id, team_id=context.team_id,
                         user_id=context.user_id) is not None
