@@ -359,7 +359,7 @@ class EventListenerRunner(ThreadListenerRunner):
         thread, so it never queues behind other requests' slow work; the `lazy=` functions (Web
         API calls, slow database work) start after it and the answer goes out at once."""
         result = BoltResponse(status=200, body="")
-        keys_before = set(request.context)
+        keys_before = set(request.context) | {"ack"}  # Bolt's own, made when the ack step asks for it
         try:
             listener.run_ack_function(request=request, response=result)
         except Exception as error:  # noqa: BLE001 - handed to the app's error handler, like Bolt
