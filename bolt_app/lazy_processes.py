@@ -135,12 +135,14 @@ def child_main(settings: Settings, jobs: Connection, slots: Any, ready: Any, tro
         pass
     from bolt_app.app import create_app
     from bolt_app.logs import configure_logging
+    from bolt_app.server import freeze_startup_objects
 
     configure_logging(settings.log_level, settings.secrets)
     app = create_app(settings)
     runner = app._listener_runner
     # A job's lazy= functions run in its own thread, so its slot is held until they finished.
     runner.lazy_listener_runner = InlineLazyRunner(logger=runner.logger, executor=runner.listener_executor)
+    freeze_startup_objects()
     executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lazy")
     ready.set()
     while True:
