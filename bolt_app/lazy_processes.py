@@ -16,8 +16,9 @@ and the replies catch up after the burst.
   set: authorize, matching, then only that function.
 - An event declared with `lifecycle.answer_first` (app_mention) goes further: its first delivery,
   once signed, well formed and from a workspace known to be installed (resolved by this worker
-  within the authorize cache's `known_seconds`, or now), is handed over whole (`hand_over`) and
-  answered 200 by the worker without a Bolt dispatch; the child dispatches it (ack step, then
+  within the authorize cache's `known_seconds`, or now), is answered 200 by the worker without a
+  Bolt dispatch and handed over whole (a slot is reserved before the answer, and the request is
+  written once the answer is out: `reserve`, `deliver`); the child dispatches it (ack step, then
   its lazy functions in the same job thread). Redeliveries, unknown workspaces, a database that
   cannot confirm the workspace, and full children take the usual path.
 - A job whose dispatch answers 503 (database or tokens unavailable, before anything ran) is
@@ -189,7 +190,7 @@ def _request(job: LazyJob) -> BoltRequest:
 # --------------------------------------------------------------------------- the web worker's side
 
 
-class _Child:
+class LazyProcess:
     """One lazy process as its web worker sees it: the process, the pipe its jobs go down, its
     free slots."""
 
@@ -213,9 +214,12 @@ class _Child:
         # Only the child reads: once it is gone, a write fails at once instead of blocking.
         reader.close()
 
-    def try_submit(self, job: LazyJob) -> bool:
-        if not self.slots.acquire(block=False):
-            return False
+    def try_reserve(self) -> bool:
+        """Take one of the child's slots (without waiting)."""
+        return self.slots.acquire(block=False)
+
+    def send_reserved(self, job: LazyJob) -> bool:
+        """Write a job into a slot taken with `try_reserve`; the slot is given back on failure."""
         try:
             # Written by the request thread itself (a multiprocessing.Queue would wake its feeder
             # thread for every job, one more thread contending for the worker's GIL).
@@ -258,7 +262,7 @@ class LazyProcessPool:
         self.settings = settings
         self.threads = threads
         self.backlog = backlog
-        self.children: list[_Child] = []
+        self.children: list[LazyProcess] = []
         # Counters for logs and tests (increments from request threads may race: approximate).
         self.handed_over = 0
         self.answered_first = 0  # whole requests handed over before their answer (hand_over)
@@ -271,7 +275,7 @@ class LazyProcessPool:
         self._watcher = threading.Thread(target=self._watch, name="lazy-process-watch", daemon=True)
 
     def start(self) -> "LazyProcessPool":
-        self.children = [_Child(self.settings, self.threads, self.backlog) for _ in range(self._processes)]
+        self.children = [LazyProcess(self.settings, self.threads, self.backlog) for _ in range(self._processes)]
         self._watcher.start()
         return self
 
@@ -293,29 +297,39 @@ class LazyProcessPool:
         now = time.time()
         return any(child.trouble.value > now for child in self.children)
 
-    def hand_over(self, request: BoltRequest) -> bool:
-        """True when a child took the whole request (the caller answers it); False when the
-        caller must dispatch it itself."""
-        taken = self._offer(request_job(request))[0]
-        if taken:
+    def reserve(self) -> Optional[LazyProcess]:
+        """A child holding a slot for a whole request, taken before the request is answered
+        (None: the caller dispatches it itself). `deliver` writes the request once answered."""
+        return self._reserve()[0]
+
+    def deliver(self, child: LazyProcess, request: BoltRequest) -> bool:
+        """Write an answered request into the slot `reserve` took. False when the child died
+        meanwhile: the caller then dispatches the request itself."""
+        sent = child.send_reserved(request_job(request))
+        if sent:
             self.answered_first += 1
-        return taken
+        return sent
 
     def _offer(self, job: LazyJob) -> tuple[bool, bool]:
         """(a child took the job, some child was full)."""
+        child, full = self._reserve()
+        # A child that died since the watcher last looked refuses the write (its end of the pipe
+        # closed with it), and the job runs on the caller's threads.
+        return child is not None and child.send_reserved(job), full
+
+    def _reserve(self) -> tuple[Optional[LazyProcess], bool]:
+        """(a ready child with a slot taken for the caller, some child was full)."""
         children = self.children
         full = False
         for offset in range(len(children)):
             index = (self._next + offset) % len(children)
             child = children[index]
-            # A child that died since the watcher last looked refuses the write (its end of the
-            # pipe closed with it): try_submit returns False and the job goes elsewhere.
             if child.accepting:
-                if child.try_submit(job):
+                if child.try_reserve():
                     self._next = index + 1
-                    return True, full
+                    return child, full
                 full = True
-        return False, full
+        return None, full
 
     def _watch(self) -> None:
         while not self._stop.wait(WATCH_INTERVAL_SECONDS):
@@ -335,7 +349,7 @@ class LazyProcessPool:
                 )
                 child.end()
                 if not self._stop.is_set():
-                    self.children[index] = _Child(self.settings, self.threads, self.backlog)
+                    self.children[index] = LazyProcess(self.settings, self.threads, self.backlog)
                     self.restarts += 1
 
     def close(self, timeout: float) -> None:

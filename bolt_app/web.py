@@ -7,13 +7,14 @@ bodies are refused before they are read, undecodable ones are answered 400.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
 import logging
 import re
 import time
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 from urllib.parse import urlparse
 
 from slack_bolt import BoltRequest, BoltResponse
@@ -22,6 +23,9 @@ from sqlalchemy import exc as sa_exc
 from bolt_app import database
 from bolt_app.app import SlackApp
 from bolt_app.lifecycle import MALFORMED_PAYLOAD_ERRORS, answers_first, defer_lazy, describe_location
+
+if TYPE_CHECKING:
+    from bolt_app.lazy_processes import LazyProcess
 
 logger = logging.getLogger(__name__)
 
@@ -140,9 +144,11 @@ class WebApp:
             # dereference these fields, and the ids reach database queries.
             logger.info("Malformed Slack payload refused: %s", problem)
             return self._plain(start_response, 400, "Malformed request body")
-        if self._handed_over(request):
+        child = self._lazy_process_for(request)
+        if child is not None:
             # A lazy process dispatches it through Bolt; its answer would be this one.
-            return self._respond(start_response, BoltResponse(status=200, body=""))
+            answer = self._respond(start_response, BoltResponse(status=200, body=""))
+            return AnswerThenRun(answer, [functools.partial(self._deliver, child, request)])
         lazy_starts = defer_lazy(request)
         try:
             response = self.app.dispatch(request)
@@ -154,11 +160,21 @@ class WebApp:
         answer = self._respond(start_response, response)
         return AnswerThenRun(answer, lazy_starts) if lazy_starts else answer
 
-    def _handed_over(self, request: BoltRequest) -> bool:
-        """True when a lazy process took the whole request (see lifecycle.answer_first)."""
+    def _lazy_process_for(self, request: BoltRequest) -> "LazyProcess | None":
+        """A lazy process with a slot reserved for this whole request, when it may be answered
+        before any dispatch (see lifecycle.answer_first); None otherwise."""
         pool = self.app.lazy_pool
-        return (pool is not None and not pool.in_trouble() and answers_first(self.app, request)
-                and pool.hand_over(request))
+        if pool is None or pool.in_trouble() or not answers_first(self.app, request):
+            return None
+        return pool.reserve()
+
+    def _deliver(self, child: "LazyProcess", request: BoltRequest) -> None:
+        # After the answer: writing to the pipe lets go of the GIL, and taking it back waits for
+        # the worker's other threads (up to the 5 ms switch interval), so it no longer delays it.
+        pool = self.app.lazy_pool
+        if pool is not None and not pool.deliver(child, request):
+            logger.warning("A lazy process ended before it got an answered request; dispatching it here")
+            self.app.dispatch(request)
 
     def _oauth(self, environ: dict, start_response: StartResponse, path: str) -> Iterable[bytes]:
         flow = self.app.oauth_flow

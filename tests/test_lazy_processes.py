@@ -213,6 +213,22 @@ def test_without_the_database_a_first_delivery_is_not_answered_first(served, sta
     assert pool.answered_first == 0 and replies(standin) == 0
 
 
+def test_an_answered_request_whose_lazy_process_died_meanwhile_is_dispatched_by_the_worker(served, standin) -> None:
+    app, ws, start_pool, _answer = served
+    pool = start_pool(answer_first=True)
+    (raw, headers), = captured_mentions(standin, ws, 1)
+    standin.clear_calls()
+    statuses: list[str] = []
+    body = WebApp(app)(wsgi_environ(raw, headers), lambda status, _h: statuses.append(status))
+    list(body)  # answered: a slot in the lazy process is reserved, the request not yet written
+    child = pool.children[0]
+    os.kill(child.process.pid, signal.SIGKILL)
+    child.process.join(10)
+    body.close()  # the write fails: the worker dispatches the request itself
+    assert statuses == ["200 OK"] and pool.answered_first == 0
+    assert wait_for(lambda: replies(standin) == 1, timeout=20), "the answered mention was lost"
+
+
 def test_an_event_answered_first_survives_a_short_database_outage(served, standin) -> None:
     app, ws, start_pool, answer = served
     pool = start_pool(answer_first=True)
