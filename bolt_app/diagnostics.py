@@ -33,7 +33,10 @@ def count_queries(engine: Engine, directory: str) -> None:
             with lock:
                 current = counts["queries"]
             if current != written:
-                path.write_text(json.dumps({"pid": os.getpid(), "queries": current}))
+                # Replaced in one step: a reader never sees a half-written file.
+                partial = path.with_suffix(".tmp")
+                partial.write_text(json.dumps({"pid": os.getpid(), "queries": current}))
+                os.replace(partial, path)
                 written = current
 
     threading.Thread(target=dump_loop, name="query-stats", daemon=True).start()
