@@ -265,7 +265,7 @@ class LazyProcessPool:
         self.children: list[LazyProcess] = []
         # Counters for logs and tests (increments from request threads may race: approximate).
         self.handed_over = 0
-        self.answered_first = 0  # whole requests handed over before their answer (hand_over)
+        self.answered_first = 0  # whole requests answered first and handed over (deliver)
         self.ran_here = 0  # no child could take the job: it ran on the web worker's threads
         self.restarts = 0
         self._next = 0
