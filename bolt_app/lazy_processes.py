@@ -218,6 +218,10 @@ class LazyProcess:
         """Take one of the child's slots (without waiting)."""
         return self.slots.acquire(block=False)
 
+    def cancel_reservation(self) -> None:
+        """Give back a slot taken with `try_reserve` that no job will use."""
+        self.slots.release()
+
     def send_reserved(self, job: LazyJob) -> bool:
         """Write a job into a slot taken with `try_reserve`; the slot is given back on failure."""
         try:

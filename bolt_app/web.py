@@ -147,7 +147,11 @@ class WebApp:
         child = self._lazy_process_for(request)
         if child is not None:
             # A lazy process dispatches it through Bolt; its answer would be this one.
-            answer = self._respond(start_response, BoltResponse(status=200, body=""))
+            try:
+                answer = self._respond(start_response, BoltResponse(status=200, body=""))
+            except BaseException:
+                child.cancel_reservation()  # no close() will come to deliver it
+                raise
             return AnswerThenRun(answer, [functools.partial(self._deliver, child, request)])
         lazy_starts = defer_lazy(request)
         try:

@@ -229,6 +229,24 @@ def test_an_answered_request_whose_lazy_process_died_meanwhile_is_dispatched_by_
     assert wait_for(lambda: replies(standin) == 1, timeout=20), "the answered mention was lost"
 
 
+def test_a_reserved_slot_is_given_back_when_the_answer_cannot_be_started(served, standin) -> None:
+    app, ws, start_pool, _answer = served
+    pool = start_pool(answer_first=True)
+    (raw, headers), = captured_mentions(standin, ws, 1)
+
+    statuses: list[str] = []
+
+    def start_response_failing_once(status: str, _headers: list) -> None:
+        statuses.append(status)
+        if len(statuses) == 1:
+            raise ValueError("e.g. a header the server refuses")
+
+    body = WebApp(app)(wsgi_environ(raw, headers), start_response_failing_once)
+    # The last line of defence answered 500, with a plain body: no close() will deliver anything.
+    assert statuses == ["200 OK", "500 Internal Server Error"] and isinstance(body, list)
+    assert pool.children[0].held() == 0 and pool.answered_first == 0
+
+
 def test_an_event_answered_first_survives_a_short_database_outage(served, standin) -> None:
     app, ws, start_pool, answer = served
     pool = start_pool(answer_first=True)
