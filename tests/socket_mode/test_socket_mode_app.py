@@ -83,7 +83,8 @@ def test_multi_workspace_installs_over_http_then_mentions_polls_and_votes_over_t
     assert standin.token_info(posted.token)["team_id"] == acme.team_id
     [poll] = [m for m in standin.messages(acme.team_id) if "Lunch?" in json.dumps(m["blocks"])]
     assert standin.send_interactive(acme, vote_click(poll, 1)).acked
-    assert wait_for(lambda: replies(standin, "chat.update", acme)), standin.calls
+    # (Failed once in CI with no update after 10 s, not reproduced since: the app's log says why.)
+    assert wait_for(lambda: replies(standin, "chat.update", acme)), (standin.calls, app.logs()[-4000:])
     updated = wait_for(lambda: next((m for m in standin.messages(acme.team_id) if m["ts"] == poll["ts"] and m["edited"]),
                                     None))
     assert "1 vote" in json.dumps(next(b for b in updated["blocks"] if b.get("block_id") == "option_1"))
