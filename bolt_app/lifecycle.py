@@ -395,8 +395,9 @@ ANSWER_FIRST_EVENTS = "answer_first_events"
 def answer_first(app: App, event_type: str) -> None:
     """Declare that a first delivery of `event_type` needs nothing done before its answer: not
     even its `ack=` step. With lazy processes, the web worker answers such a delivery (signed,
-    well formed, from a workspace it resolved moments ago) with a 200 at once and hands the whole
-    request to a lazy process, which dispatches it through Bolt as this process would have. A
+    well formed, from a workspace `StoreAuthorize.resolves` knows to be installed) with a 200 at
+    once and hands the whole request to a lazy process, which dispatches it through Bolt as this
+    process would have. A
     redelivery (`X-Slack-Retry-Num`) is dispatched here, before its answer, as any other request:
     its listener may need to claim it first. Declare only events whose first delivery is answered
     200 whatever happens next (app_mention: the reply is claimed and posted after the answer)."""
