@@ -197,6 +197,17 @@ def test_an_unknown_workspace_or_an_event_not_declared_is_dispatched_here(served
     assert replies(standin) == 0
 
 
+def take_database_away(path: Path) -> Path:
+    """Make new connections to the SQLite file fail ("unable to open database file"); returns where
+    the file went. A link into a missing directory takes its place, so putting the file back is one
+    atomic rename over it: a moment with nothing at `path` would let a retry create an empty database
+    there and keep that connection ("no such table" from then on)."""
+    away = path.with_name(path.name + ".away")
+    path.rename(away)
+    path.symlink_to(path.parent / "missing-directory" / path.name)
+    return away
+
+
 def test_without_the_database_a_first_delivery_is_not_answered_first(served, standin) -> None:
     app, ws, start_pool, answer = served
     pool = start_pool(answer_first=True)
@@ -205,10 +216,8 @@ def test_without_the_database_a_first_delivery_is_not_answered_first(served, sta
     standin.clear_calls()
     # The database file cannot be opened: authorize cannot confirm the workspace, so Bolt
     # dispatches the event here and the app answers 503: Slack redelivers it, nothing is lost.
-    path = Path(app.engine.url.database)
     app.engine.dispose()
-    path.rename(path.with_name(path.name + ".away"))
-    path.mkdir()
+    take_database_away(Path(app.engine.url.database))
     assert answer(raw, headers) == ["503 Service Unavailable"]
     assert pool.answered_first == 0 and replies(standin) == 0
 
@@ -255,9 +264,7 @@ def test_an_event_answered_first_survives_a_short_database_outage(served, standi
     # The worker resolved the workspace moments ago; the lazy process has not (its cache is cold).
     assert app._authorize.resolves(BoltContext({"team_id": ws.team_id, "is_enterprise_install": False}))
     path = Path(app.engine.url.database)
-    away = path.with_name(path.name + ".away")
-    path.rename(away)
-    path.mkdir()  # new connections fail: "unable to open database file"
+    away = take_database_away(path)
     try:
         assert answer(*mentions[0]) == ["200 OK"]
         assert pool.answered_first == 1
@@ -267,7 +274,6 @@ def test_an_event_answered_first_survives_a_short_database_outage(served, standi
         assert (pool.answered_first, pool.handed_over) == (1, 1)
         assert replies(standin) == 0
     finally:
-        path.rmdir()
         away.rename(path)
     # Both jobs were kept and tried again: nothing acknowledged was lost.
     assert wait_for(lambda: replies(standin) == 2, timeout=20)
