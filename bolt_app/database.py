@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import urllib.parse
 from pathlib import Path
 from typing import Iterator
 
@@ -81,6 +82,10 @@ def _configure_sqlite(engine: Engine) -> None:
     waiting. `write_transaction()` asks for IMMEDIATE through an execution option.
     """
 
+    path = engine.url.database
+    if path and path != ":memory:" and not engine.url.query.get("uri"):
+        _never_recreate(engine, os.path.abspath(path))
+
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
         dbapi_connection.isolation_level = None
@@ -100,6 +105,30 @@ def _configure_sqlite(engine: Engine) -> None:
         if options.get("isolation_level") == "AUTOCOMMIT":
             return  # each statement commits on its own: a single read needs no BEGIN/ROLLBACK
         conn.exec_driver_sql(f"BEGIN {options.get('sqlite_begin', 'DEFERRED')}")
+
+
+def _never_recreate(engine: Engine, path: str) -> None:
+    """Once the database file exists (when the engine is made, or since its first connection), new
+    connections open it read-write without creating it.
+
+    SQLite creates a missing file: had the file been moved or unmounted while the app runs, a new
+    connection would create an empty database in its place, and the pool would keep serving
+    "no such table" from that connection after the file came back. This way the connection fails
+    ("unable to open database file"): requests get the database-outage answers, and the next
+    connection after the file is back opens the real one. A brand-new database is still created.
+    """
+    uri = "file:" + urllib.parse.quote(path) + "?mode=rw"
+    existed = [os.path.exists(path)]  # from then on, the file is the database
+
+    @sa.event.listens_for(engine, "do_connect")
+    def _open_existing(_dialect, _record, cargs, cparams):  # type: ignore[no-untyped-def]
+        if existed[0] or os.path.exists(path):
+            cargs[:] = [uri]
+            cparams["uri"] = True
+
+    @sa.event.listens_for(engine, "connect")
+    def _opened(_dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        existed[0] = True
 
 
 def is_sqlite(engine: Engine) -> bool:
