@@ -43,6 +43,7 @@ import atexit
 import logging
 import multiprocessing
 import os
+import pickle
 import signal
 import threading
 import time
@@ -148,7 +149,7 @@ def child_main(settings: Settings, jobs: Connection, slots: Any, ready: Any, tro
     ready.set()
     while True:
         try:
-            job = jobs.recv()
+            job = LazyJob(*pickle.loads(jobs.recv_bytes()))
         except EOFError:
             break
         executor.submit(run_job, app, job, slots, trouble)
@@ -227,8 +228,12 @@ class LazyProcess:
         try:
             # Written by the request thread itself (a multiprocessing.Queue would wake its feeder
             # thread for every job, one more thread contending for the worker's GIL).
+            data = pickle.dumps(
+                (job.function_name, job.body, job.headers, job.handoff), protocol=pickle.HIGHEST_PROTOCOL
+            )
             with self._write_lock:
-                self.jobs.send(job)
+                # Plain pickle of a tuple: Connection.send's pickler copies its reducer table per call.
+                self.jobs.send_bytes(data)
         except OSError:  # the child died (broken pipe) or the pipe is closed
             self.slots.release()
             return False

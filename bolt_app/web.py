@@ -148,7 +148,8 @@ class WebApp:
         if child is not None:
             # A lazy process dispatches it through Bolt; its answer would be this one.
             try:
-                answer = self._respond(start_response, BoltResponse(status=200, body=""))
+                start_response("200 OK", list(_EMPTY_OK_HEADERS))
+                answer = [b""]
             except BaseException:
                 child.cancel_reservation()  # no close() will come to deliver it
                 raise
@@ -258,6 +259,8 @@ class WebApp:
         return [body]
 
 
+# What `_respond` sends for Bolt's empty 200 (an ack() without arguments), built once.
+_EMPTY_OK_HEADERS = (("content-type", "text/plain;charset=utf-8"), ("Content-Length", "0"))
 _REASONS = {200: "OK", 302: "Found", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
             405: "Method Not Allowed", 413: "Payload Too Large", 500: "Internal Server Error",
             503: "Service Unavailable"}
