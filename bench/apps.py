@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import threading
 import time
 
 
@@ -77,12 +78,16 @@ def create_stock_tables(database_url: str) -> None:
 
 
 _stock = None
+_stock_lock = threading.Lock()
 
 
 def stock_wsgi(environ, start_response):  # type: ignore[no-untyped-def]
     global _stock
     if _stock is None:
-        _stock = _stock_app()
+        # Built once per worker: the first requests arrive on several threads at once.
+        with _stock_lock:
+            if _stock is None:
+                _stock = _stock_app()
     if environ.get("PATH_INFO") == "/healthz":
         start_response("200 OK", [("Content-Type", "application/json")])
         return [b'{"status":"ok"}']

@@ -15,23 +15,32 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 
+# One count per stats directory for the whole process, whatever the number of engines counted
+# into it: two writers of the same `queries-<pid>.json` would each overwrite the other's count.
+_counts: dict[str, int] = {}
+_lock = threading.Lock()
+
+
 def count_queries(engine: Engine, directory: str) -> None:
-    counts = {"queries": 0}
-    lock = threading.Lock()
+    """Count `engine`'s round-trips into this process's file in `directory`."""
 
     @sa.event.listens_for(engine, "before_cursor_execute")
     def _count(*_args, **_kwargs):  # type: ignore[no-untyped-def]
-        with lock:
-            counts["queries"] += 1
+        with _lock:
+            _counts[directory] += 1
 
+    with _lock:
+        if directory in _counts:
+            return  # this process already writes that file
+        _counts[directory] = 0
     path = Path(directory) / f"queries-{os.getpid()}.json"
 
     def dump_loop() -> None:
         written = -1
         while True:
             threading.Event().wait(0.5)
-            with lock:
-                current = counts["queries"]
+            with _lock:
+                current = _counts[directory]
             if current != written:
                 # Replaced in one step: a reader never sees a half-written file.
                 partial = path.with_suffix(".tmp")
