@@ -93,6 +93,15 @@ class LazyJob:
     headers: dict[str, Any]
     handoff: dict[str, Any]
 
+    def encode(self) -> bytes:
+        # A plain pickle of a tuple: Connection.send's pickler copies its reducer table per call.
+        fields = (self.function_name, self.body, self.headers, self.handoff)
+        return pickle.dumps(fields, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def decode(cls, data: bytes) -> "LazyJob":
+        return cls(*pickle.loads(data))
+
 
 def job_for(function: Callable[..., Any], request: BoltRequest) -> LazyJob:
     """What a child needs to run `function` for `request` as this process would have."""
@@ -149,7 +158,7 @@ def child_main(settings: Settings, jobs: Connection, slots: Any, ready: Any, tro
     ready.set()
     while True:
         try:
-            job = LazyJob(*pickle.loads(jobs.recv_bytes()))
+            job = LazyJob.decode(jobs.recv_bytes())
         except EOFError:
             break
         executor.submit(run_job, app, job, slots, trouble)
@@ -228,11 +237,8 @@ class LazyProcess:
         try:
             # Written by the request thread itself (a multiprocessing.Queue would wake its feeder
             # thread for every job, one more thread contending for the worker's GIL).
-            data = pickle.dumps(
-                (job.function_name, job.body, job.headers, job.handoff), protocol=pickle.HIGHEST_PROTOCOL
-            )
+            data = job.encode()
             with self._write_lock:
-                # Plain pickle of a tuple: Connection.send's pickler copies its reducer table per call.
                 self.jobs.send_bytes(data)
         except OSError:  # the child died (broken pipe) or the pipe is closed
             self.slots.release()
