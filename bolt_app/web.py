@@ -148,8 +148,7 @@ class WebApp:
         if child is not None:
             # A lazy process dispatches it through Bolt; its answer would be this one.
             try:
-                start_response("200 OK", list(_EMPTY_OK_HEADERS))
-                answer = [b""]
+                answer = self._respond(start_response, _EMPTY_OK)
             except BaseException:
                 child.cancel_reservation()  # no close() will come to deliver it
                 raise
@@ -177,7 +176,7 @@ class WebApp:
         # After the answer: writing to the pipe lets go of the GIL, and taking it back waits for
         # the worker's other threads (up to the 5 ms switch interval), so it no longer delays it.
         pool = self.app.lazy_pool
-        if pool is not None and not pool.deliver(child, request):
+        if pool is None or not pool.deliver(child, request):
             logger.warning("A lazy process ended before it got an answered request; dispatching it here")
             self.app.dispatch(request)
 
@@ -259,8 +258,8 @@ class WebApp:
         return [body]
 
 
-# What `_respond` sends for Bolt's empty 200 (an ack() without arguments), built once.
-_EMPTY_OK_HEADERS = (("content-type", "text/plain;charset=utf-8"), ("Content-Length", "0"))
+# Bolt's answer to an ack() without arguments, built once for the answer-first path.
+_EMPTY_OK = BoltResponse(status=200, body="")
 _REASONS = {200: "OK", 302: "Found", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
             405: "Method Not Allowed", 413: "Payload Too Large", 500: "Internal Server Error",
             503: "Service Unavailable"}
