@@ -25,17 +25,25 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.loadgen import run_load  # noqa: E402
-from bench.run import fresh_database, prepared, replies_done, start_target, workload_installs  # noqa: E402
+from bench.run import (  # noqa: E402
+    bench_standin,
+    fresh_database,
+    mention_requests,
+    replies_done,
+    start_target,
+    warm_up,
+    workload_installs,
+)
 from bolt_app.standin import SlackStandIn  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 GROUPS = ("workers", "lazy", "stand-in", "loadgen")
+LOADGEN_PROCESSES = 2  # run_load's default, as in bench/run.py
 
 
 def process_cpu() -> dict[int, tuple[int, float, float]]:
@@ -109,9 +117,7 @@ def main() -> int:
         raise SystemExit("bench/cpu.py reads process CPU from /proc (Linux)")
 
     rounds: list[dict] = []
-    with tempfile.TemporaryDirectory(prefix="bench-cpu-") as tmp, SlackStandIn(
-        client_id="5555.6666", client_secret="bench-client-secret", signing_secret="bench-signing-secret"
-    ) as standin:
+    with tempfile.TemporaryDirectory(prefix="bench-cpu-") as tmp, bench_standin() as standin:
         workdir = Path(tmp)
         teams = [standin.create_workspace(name=f"Bench {n}") for n in range(args.workspaces)]
         floor = start_target("floor", standin, f"sqlite:///{workdir / 'floor.db'}", workdir, args)
@@ -120,20 +126,15 @@ def main() -> int:
         try:
             standin.latency_seconds = args.latency
             workload_installs("app", app, standin, teams, 8)
-            # Warm-up, not measured: every worker meets most workspaces once.
-            warm = prepared(standin, lambda: [standin.send_mention(ws, text="warm") for ws in teams * args.workers])
-            run_load(app.url, warm, args.concurrency)
-            replies_done(standin, len(warm), 60)
-            run_load(floor.url, warm, args.concurrency)
-            time.sleep(0.5)
+            # One mention per workspace and worker: every worker meets most workspaces once.
+            warm_up(standin, teams, app, floor, args.concurrency, LOADGEN_PROCESSES, per_workspace=args.workers)
             print(f"{args.rounds} rounds of {args.events} mentions at concurrency {args.concurrency}, "
                   f"{args.workers} gthread workers x {args.threads} threads, Slack latency {args.latency * 1000:.0f} ms")
             print("CPU µs per event, total (user+system)")
             print(f"{'round':6} {'target':6} {'events/s':>8} {'p99 ms':>7}  " + "  ".join(f"{g:>16}" for g in GROUPS)
                   + f"  {'app after: lazy':>16} {'stand-in':>16}")
             for n in range(args.rounds):
-                requests = prepared(standin, lambda: [standin.send_mention(teams[i % len(teams)], text=f"cpu {n}.{i}")
-                                                      for i in range(args.events)])
+                requests = mention_requests(standin, teams, args.events, f"cpu {n}")
                 order = [("floor", floor), ("app", app)] if n % 2 == 0 else [("app", app), ("floor", floor)]
                 for target, process in order:
                     result = measured_burst(target, process, standin, requests, args.concurrency)

@@ -238,22 +238,38 @@ def median_of_rounds(rounds: list[dict]) -> dict:
     return result
 
 
+def bench_standin() -> SlackStandIn:
+    """The Slack stand-in the benchmarks run against (its signing secret is the servers')."""
+    return SlackStandIn(client_id="5555.6666", client_secret="bench-client-secret", signing_secret="bench-signing-secret")
+
+
+def mention_requests(standin: SlackStandIn, teams: list, events: int, label: str) -> list[PreparedRequest]:
+    """`events` signed mentions spread over `teams`. Each call makes fresh event ids: a replayed
+    event would be (rightly) ignored as a duplicate."""
+    return prepared(standin, lambda: [standin.send_mention(teams[i % len(teams)], text=f"{label}.{i}")
+                                      for i in range(events)])
+
+
+def warm_up(standin: SlackStandIn, teams: list, process: AppProcess, floor: AppProcess | None, concurrency: int,
+            loadgen_processes: int, per_workspace: int = 1) -> None:
+    """Not measured: `per_workspace` mentions per workspace (connection pools, caches), to the
+    target until replied, then to the floor."""
+    warm = prepared(standin, lambda: [standin.send_mention(ws, text="warm") for ws in teams * per_workspace])
+    run_load(process.url, warm, concurrency, loadgen_processes)
+    replies_done(standin, len(warm), 60)
+    if floor is not None:
+        run_load(floor.url, warm, concurrency, loadgen_processes)
+    time.sleep(0.5)
+
+
 def workload_mentions(target: str, process: AppProcess, standin: SlackStandIn, teams: list, args,  # type: ignore[no-untyped-def]
                       floor: AppProcess | None) -> tuple[dict, dict | None]:
     """`args.rounds` bursts of `args.events` mentions; with the floor, a floor burst beside each
     one, in alternating order, so both see the same moments of a shared machine."""
-    # Warm-up: one event per workspace (connection pools, caches), not measured.
-    warm = prepared(standin, lambda: [standin.send_mention(ws, text="warm") for ws in teams])
-    run_load(process.url, warm, args.concurrency, args.loadgen_processes)
-    replies_done(standin, len(warm), 30)
-    if floor is not None:
-        run_load(floor.url, warm, args.concurrency, args.loadgen_processes)
-    time.sleep(0.5)
+    warm_up(standin, teams, process, floor, args.concurrency, args.loadgen_processes)
     rounds, floor_rounds = [], []
     for n in range(args.rounds):
-        # Fresh event ids every round: a replayed event would be (rightly) ignored as a duplicate.
-        requests = prepared(standin, lambda: [standin.send_mention(teams[i % len(teams)], text=f"bench {n}.{i}")
-                                              for i in range(args.events)])
+        requests = mention_requests(standin, teams, args.events, f"bench {n}")
         if floor is not None and n % 2 == 0:
             floor_rounds.append(burst("floor", floor, standin, requests, args))
         rounds.append(burst(target, process, standin, requests, args))
@@ -479,9 +495,7 @@ def main() -> int:
     measured = [t for t in targets if t != "floor"]
     if not measured:
         raise SystemExit("the floor is measured beside stock or app: list at least one of them")
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp, SlackStandIn(
-        client_id="5555.6666", client_secret="bench-client-secret", signing_secret="bench-signing-secret"
-    ) as standin:
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp, bench_standin() as standin:
         workdir = Path(tmp)
         teams = [standin.create_workspace(name=f"Bench {n}") for n in range(args.workspaces)]
         floor = None
