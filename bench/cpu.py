@@ -39,7 +39,7 @@ from bench.run import (  # noqa: E402
     warm_up,
     workload_installs,
 )
-from bolt_app.standin import SlackStandIn  # noqa: E402
+from slack_standin import SlackStandIn  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 GROUPS = ("workers", "lazy", "stand-in", "loadgen")

@@ -25,8 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bolt_app import database  # noqa: E402
-from bolt_app.standin import SlackStandIn  # noqa: E402
-from bolt_app.standin.harness import AppProcess, app_env, install, wait_for  # noqa: E402
+from slack_standin import SlackStandIn  # noqa: E402
+from slack_standin.harness import AppProcess, app_env, install, wait_for  # noqa: E402
 from bolt_app.storage import tables  # noqa: E402
 from bolt_app.storage.tables import to_db_time  # noqa: E402
 

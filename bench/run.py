@@ -48,8 +48,8 @@ from bench.rotation_race import app_store, dead_refresh_tokens  # noqa: E402
 from bolt_app import database  # noqa: E402
 from bolt_app.diagnostics import read_query_total  # noqa: E402
 from bolt_app.features.polls.blocks import VOTE_ACTION_PREFIX  # noqa: E402
-from bolt_app.standin import SlackStandIn  # noqa: E402
-from bolt_app.standin.harness import (  # noqa: E402
+from slack_standin import SlackStandIn  # noqa: E402
+from slack_standin.harness import (  # noqa: E402
     PROJECT_ROOT,
     AppProcess,
     app_env,

@@ -16,7 +16,7 @@ import uuid
 import sqlalchemy as sa
 
 from bolt_app import database
-from bolt_app.standin.harness import scratch_database
+from slack_standin.harness import scratch_database
 from bolt_app.storage import crypto, tables
 from bolt_app.storage.tables import to_db_time, utc_now, workspace_key
 

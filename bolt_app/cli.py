@@ -45,11 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     manifest = sub.add_parser("manifest", help="print manifest.yml as JSON")
     manifest.add_argument("--socket-mode", action="store_true", help="the local-development variant (Socket Mode)")
 
-    sandbox = sub.add_parser("sandbox", help="try the app offline: a local Slack stand-in, its web console and the app")
-    sandbox.add_argument("--port", type=int, default=None, metavar="PORT",
-                         help="console (and stand-in) port on 127.0.0.1 (default 3100; 0 picks a free one)")
-    sandbox.add_argument("--app-port", type=int, default=None, metavar="PORT",
-                         help="the app's port on 127.0.0.1 (default 3000; 0 picks a free one)")
+    # Listed for --help only: main.py hands `sandbox` to the stand-in package (slack_standin/sandbox.py),
+    # which the product never imports.
+    sub.add_parser("sandbox", help="try the app offline: a local Slack stand-in, its web console and the app "
+                                   "(`python main.py sandbox --help`)")
     return parser
 
 
@@ -63,7 +62,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "tokens": _tokens,
         "manifest": _manifest,
         "keys": _keys,
-        "sandbox": _sandbox,
     }
     try:
         return handlers[command](args)
@@ -186,13 +184,6 @@ def _keys(args: argparse.Namespace) -> int:
     print(f"Done: {summary.reencrypted} row(s) re-encrypted, {summary.already_current} already under the first key, "
           f"{summary.failed} failed.")
     return EXIT_FAILURES if summary.failed else 0
-
-
-def _sandbox(args: argparse.Namespace) -> int:
-    # Needs no settings: it generates its own and ignores the Slack ones (see bolt_app/sandbox.py).
-    from bolt_app.sandbox import run
-
-    return run(port=args.port, app_port=args.app_port)
 
 
 def _manifest(args: argparse.Namespace) -> int:

@@ -17,8 +17,8 @@ import sqlalchemy as sa
 
 from bolt_app import database
 from bolt_app.settings import mask_url_password
-from bolt_app.standin import SlackStandIn
-from bolt_app.standin.harness import SERVER_URLS, scratch_database
+from slack_standin import SlackStandIn
+from slack_standin.harness import SERVER_URLS, scratch_database
 from bolt_app.storage import crypto
 from tests.support import (
     CLIENT_ID,

@@ -1,4 +1,4 @@
-"""Test helpers on top of bolt_app.standin.harness (shared with the benchmarks and the sandbox)."""
+"""Test helpers on top of slack_standin.harness (shared with the benchmarks and the sandbox)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from bolt_app.settings import Settings, load_settings
-from bolt_app.standin import SlackStandIn, signed_headers
-from bolt_app.standin.harness import (  # noqa: F401 - re-exported for the tests
+from slack_standin import SlackStandIn, signed_headers
+from slack_standin.harness import (  # noqa: F401 - re-exported for the tests
     HARNESS_ENCRYPTION_KEY,
     PROJECT_ROOT,
     AppProcess,

@@ -13,8 +13,8 @@ import re
 import tempfile
 from pathlib import Path
 
-from bolt_app.standin import SlackStandIn
-from bolt_app.standin.harness import PROJECT_ROOT, AppProcess, app_env
+from slack_standin import SlackStandIn
+from slack_standin.harness import PROJECT_ROOT, AppProcess, app_env
 from tests.browser import chromium
 
 OUT_DIR = PROJECT_ROOT / "docs" / "images"

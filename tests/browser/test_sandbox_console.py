@@ -2,7 +2,7 @@
 workspace through the real OAuth pages, mention the bot, create a poll with `/poll`, vote, then
 fast-forward the tokens and watch the app rotate them exactly once.
 
-The sandbox runs as `python main.py sandbox` does (`bolt_app.sandbox.Sandbox`: the stand-in with
+The sandbox runs as `python main.py sandbox` does (`slack_standin.sandbox.Sandbox`: the stand-in with
 its console in this process, the app as a gunicorn server process), in a temporary folder.
 Every console state passes the accessibility smoke check at desktop and phone width and is saved
 under test-output/screenshots/<test>/.
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from bolt_app import manifest
-from bolt_app.sandbox import Sandbox
+from slack_standin.sandbox import Sandbox
 
 pytestmark = pytest.mark.slow
 

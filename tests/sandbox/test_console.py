@@ -15,9 +15,9 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth import AuthorizeUrlGenerator
 
-from bolt_app.standin import SlackStandIn, console_store
-from bolt_app.standin.console import Console
-from bolt_app.standin.harness import Browser, query_of
+from slack_standin import SlackStandIn, console_store
+from slack_standin.console import Console
+from slack_standin.harness import Browser, query_of
 from bolt_app.web import verify_signature
 
 SIGNING_SECRET = "console-test-signing-secret"

@@ -16,8 +16,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from bolt_app.sandbox import port_is_free
-from bolt_app.standin.harness import PROJECT_ROOT, Browser, authorize_url_from_install_page, free_port, wait_for
+from slack_standin.sandbox import port_is_free
+from slack_standin.harness import PROJECT_ROOT, Browser, authorize_url_from_install_page, free_port, wait_for
 
 pytestmark = pytest.mark.slow
 

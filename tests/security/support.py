@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 from bolt_app import database
 from bolt_app.app import SlackApp, create_app
-from bolt_app.standin import SlackStandIn
+from slack_standin import SlackStandIn
 from bolt_app.storage import schema
 from bolt_app.storage.tables import utc_now, workspace_key
 from bolt_app.web import create_wsgi_app

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bolt_app import database
-from bolt_app.standin import SlackStandIn, sign, signed_headers
+from slack_standin import SlackStandIn, sign, signed_headers
 from bolt_app.web import MAX_BODY_BYTES
 from tests.security.support import row_counts
 from tests.support import (

@@ -7,7 +7,7 @@ import socket
 import time
 from http.cookies import SimpleCookie
 
-from bolt_app.standin import signed_headers
+from slack_standin import signed_headers
 from bolt_app.web import MAX_BODY_BYTES
 from tests.support import SIGNING_SECRET, Browser, Response, authorize_url_from_install_page, query_of, signed_post
 

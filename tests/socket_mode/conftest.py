@@ -12,8 +12,8 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.oauth import AuthorizeUrlGenerator
 
-from bolt_app.standin import SlackStandIn
-from bolt_app.standin.harness import AppProcess
+from slack_standin import SlackStandIn
+from slack_standin.harness import AppProcess
 from tests.support import base_env, query_of
 
 StartApp = Callable[..., AppProcess]

@@ -14,8 +14,8 @@ import pytest
 
 from bolt_app.cli_hooks import start_env
 from bolt_app.manifest import load_manifest
-from bolt_app.standin import SlackStandIn
-from bolt_app.standin.harness import PROJECT_ROOT, wait_for
+from slack_standin import SlackStandIn
+from slack_standin.harness import PROJECT_ROOT, wait_for
 from tests.socket_mode.conftest import StartApp, single_workspace_bot_token
 from tests.test_manifest import validate
 

@@ -9,8 +9,8 @@ import signal
 import time
 from typing import Any
 
-from bolt_app.standin import SlackStandIn, Workspace
-from bolt_app.standin.harness import AppProcess, Browser, install, wait_for
+from slack_standin import SlackStandIn, Workspace
+from slack_standin.harness import AppProcess, Browser, install, wait_for
 from tests.socket_mode.conftest import StartApp, single_workspace_bot_token
 
 ACK_SECONDS = 3.0

@@ -19,8 +19,8 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from bolt_app.standin import SlackStandIn, SocketDelivery
-from bolt_app.standin.harness import query_of, wait_for
+from slack_standin import SlackStandIn, SocketDelivery
+from slack_standin.harness import query_of, wait_for
 
 
 @pytest.fixture

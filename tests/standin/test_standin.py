@@ -24,7 +24,7 @@ from slack_sdk.oauth.state_store import FileOAuthStateStore
 from slack_sdk.oauth.token_rotation import TokenRotator
 from slack_sdk.signature import SignatureVerifier
 
-from bolt_app.standin import ApiCall, SlackStandIn, Workspace, sign, signed_headers
+from slack_standin import ApiCall, SlackStandIn, Workspace, sign, signed_headers
 
 CLIENT_ID = "111.222"
 CLIENT_SECRET = "sek"

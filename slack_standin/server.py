@@ -19,7 +19,7 @@ from .pages import render_index
 from .socketmode import _SocketModeMixin
 from .webapi import _WebApiMixin
 
-logger = logging.getLogger("bolt_app.standin")
+logger = logging.getLogger("slack_standin")
 
 
 class SlackStandIn(_OAuthMixin, _WebApiMixin, _AppClientMixin, _SocketModeMixin):

@@ -10,7 +10,7 @@ around all state).
 
 Starting it::
 
-    from bolt_app.standin import SlackStandIn
+    from slack_standin import SlackStandIn
 
     with SlackStandIn(client_id="111.222", client_secret="sek", signing_secret="sig") as slack:
         slack.redirect_uri = "http://127.0.0.1:3000/slack/oauth_redirect"
@@ -106,9 +106,9 @@ Things worth knowing:
   and an ``https://<org>.enterprise.slack.com/`` url.
 * The OAuth ``redirect_uri`` comes from the authorize URL, else from ``redirect_uri``.
 
-The sandbox's web console (console.py; ``python main.py sandbox`` runs it, see bolt_app/sandbox.py)::
+The sandbox's web console (console.py; ``python main.py sandbox`` runs it, see slack_standin/sandbox.py)::
 
-    from bolt_app.standin.console import Console
+    from slack_standin.console import Console
     slack.console = Console(slack, app_url="http://127.0.0.1:3000", bot_name="Workspace Helper",
                             commands=manifest_commands, shortcuts=manifest_shortcuts)
     # then GET slack.url + "/" is a small Slack client: install (the app's real install page with
@@ -118,7 +118,7 @@ The sandbox's web console (console.py; ``python main.py sandbox`` runs it, see b
     # uninstall (uninstall + app_uninstalled), and a log of every Web API call (tokens: last 4).
     # console_store.save(slack, path) / load(slack, path) keep workspaces and tokens across restarts.
 
-A bare stand-in by hand (no app, no console): ``python -m bolt_app.standin --help``.
+A bare stand-in by hand (no app, no console): ``python -m slack_standin --help``.
 """
 
 from .models import ApiCall, AppResponse, Enterprise, Workspace

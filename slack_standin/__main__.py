@@ -1,4 +1,4 @@
-"""Run the stand-in by hand: ``python -m bolt_app.standin --port 3001``.
+"""Run the stand-in by hand: ``python -m slack_standin --port 3001``.
 
 Why: the offline sandbox needs a long-running Slack to install into from a browser.
 """
@@ -14,7 +14,7 @@ from .server import SlackStandIn
 
 def main(argv: list[str] | None = None) -> None:
     """Start a stand-in with a couple of workspaces and serve until Ctrl-C."""
-    parser = argparse.ArgumentParser(prog="python -m bolt_app.standin", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m slack_standin", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=3001)
     parser.add_argument("--client-id", default="111.222")

@@ -17,7 +17,7 @@ from .core import _Core
 from .models import AppResponse, Workspace, _Trigger
 from .signing import content_type_for, signed_headers
 
-logger = logging.getLogger("bolt_app.standin")
+logger = logging.getLogger("slack_standin")
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

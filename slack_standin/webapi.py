@@ -20,7 +20,7 @@ from .core import _ApiError, _Core
 from .http import BodyError, Response, json_response, parse_params
 from .models import ApiCall, _Token, redact
 
-logger = logging.getLogger("bolt_app.standin")
+logger = logging.getLogger("slack_standin")
 
 #: Methods the stand-in implements; anything else answers ``unknown_method``.
 SUPPORTED_METHODS = (

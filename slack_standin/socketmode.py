@@ -40,7 +40,7 @@ from websockets.sync.server import Server, ServerConnection, serve
 from .core import _ApiError, _Core
 from .models import _Token, redact
 
-logger = logging.getLogger("bolt_app.standin")
+logger = logging.getLogger("slack_standin")
 
 APP_TOKEN_PREFIX = "xapp-1-"
 #: Envelope types Slack delivers over Socket Mode (the ``type`` of an envelope).
@@ -223,7 +223,7 @@ class _SocketModeMixin(_Core):
                     compression=None,
                     close_timeout=2,
                     server_header="SlackStandIn/1.0",
-                    logger=logging.getLogger("bolt_app.standin.socketmode"),
+                    logger=logging.getLogger("slack_standin.socketmode"),
                 )
                 self._ws_thread = threading.Thread(
                     target=self._ws_server.serve_forever, name="slack-standin-socket-mode", daemon=True

@@ -34,7 +34,7 @@ from . import console_page
 from .http import Response, json_response
 from .models import Workspace
 
-logger = logging.getLogger("bolt_app.standin")
+logger = logging.getLogger("slack_standin")
 
 #: Friendly names for workspaces created from the console without one.
 WORKSPACE_NAMES = ("Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark", "Wayne", "Wonka", "Tyrell", "Soylent")

@@ -2,7 +2,7 @@
 
 It starts, on 127.0.0.1:
 
-- the Slack stand-in (``bolt_app/standin``, the same code the tests use) with its web console
+- the Slack stand-in (``slack_standin``, the same code the tests use) with its web console
   on ``--port`` (default 3100): install, talk to the app, click its buttons, fill its modals,
   open its Home tab, fast-forward token expiry, uninstall, and watch every Web API call;
 - the app itself, as users run it (``python main.py``: gunicorn, one worker) on ``--app-port``
@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from bolt_app.manifest import load_manifest
-from bolt_app.standin import SlackStandIn, console_store
-from bolt_app.standin.console import Console
-from bolt_app.standin.harness import AppProcess
+from slack_standin import SlackStandIn, console_store
+from slack_standin.console import Console
+from slack_standin.harness import AppProcess
 
 logger = logging.getLogger(__name__)
 
@@ -355,3 +355,17 @@ def run(port: int | None = None, app_port: int | None = None, directory: Path | 
             signal.signal(sig, handler)
         if stop.is_set():
             print("Sandbox stopped.", file=out, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python main.py sandbox [--port N] [--app-port N]`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="main.py sandbox",
+                                     description="Try the app offline: a local Slack stand-in, its web console and the app.")
+    parser.add_argument("--port", type=int, default=None, metavar="PORT",
+                        help="console (and stand-in) port on 127.0.0.1 (default 3100; 0 picks a free one)")
+    parser.add_argument("--app-port", type=int, default=None, metavar="PORT",
+                        help="the app's port on 127.0.0.1 (default 3000; 0 picks a free one)")
+    args = parser.parse_args(argv)
+    return run(port=args.port, app_port=args.app_port)

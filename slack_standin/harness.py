@@ -23,9 +23,9 @@ from urllib.parse import parse_qs, urlparse
 
 import sqlalchemy as sa
 
-from bolt_app.standin.server import SlackStandIn
+from slack_standin.server import SlackStandIn
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 # The database servers tests and benchmarks create their scratch databases on.
 SERVER_URLS = {
