@@ -6,17 +6,18 @@ Tests build as many independent apps as they like; nothing here is global.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
-from slack_bolt import App, BoltRequest, BoltResponse
-from slack_bolt.logger import get_bolt_app_logger
+from concurrent.futures import ThreadPoolExecutor
+
+from slack_bolt import App, BoltResponse
 from slack_bolt.oauth.oauth_settings import OAuthSettings
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from bolt_app import database, lifecycle
-from bolt_app.features import Features, build_features
+from bolt_app import database, revocation
+from bolt_app.features import Features, FeaturesMiddleware, build_features
 from bolt_app.listeners import register_listeners
 from bolt_app.oauth.flow import CALLBACK_OPTIONS, AppOAuthFlow, StateCookie
 from bolt_app.settings import Settings
@@ -25,11 +26,11 @@ from bolt_app.storage.installation_store import InstallationStore
 from bolt_app.storage.state_store import OAuthStateStore
 from bolt_app.storage.tables import workspace_key
 from bolt_app.tokens.authorize import AuthorizeCache, StoreAuthorize
-from bolt_app.tokens.client import TokenRefreshingWebClient, build_web_client
+from bolt_app.payload import PayloadCheck, describe_location, raised_by_bolt_on_payload
+from bolt_app.lazy_work import attach_thread_runner
+from bolt_app.tokens.client import build_web_client
+from bolt_app.tokens.rejections import TokenRejections
 from bolt_app.tokens.rotation import InstallationNeedsReinstall, TokenService, TokensTemporarilyUnavailable
-
-if TYPE_CHECKING:
-    from bolt_app.lazy_processes import LazyProcessPool
 
 logger = logging.getLogger(__name__)
 
@@ -47,23 +48,12 @@ class SlackApp(App):
     engine: Engine
     tokens: Optional[TokenService] = None
     authorize_cache: Optional[AuthorizeCache] = None
-    features: Features  # feature services the listeners use (polls, idempotency)
-    # This worker's lazy processes (bolt_app/lazy_processes.attach), None when lazy work runs on threads.
-    lazy_pool: Optional["LazyProcessPool"] = None
-
-    def _init_context(self, req: BoltRequest) -> None:
-        # Bolt's version builds a fresh WebClient per request; this copies the configured one
-        # (same settings, new token/team) and the copy refreshes and retries once when Slack
-        # says `token_expired`.
-        req.context["logger"] = get_bolt_app_logger(app_name=self.name, base_logger=self._base_logger)
-        req.context["token"] = self._token
-        req.context["client"] = TokenRefreshingWebClient.like(self._client, token=self._token, team_id=req.context.team_id)
-        req.context["listener_runner"] = self.listener_runner
+    features: Features  # feature services; listeners get them through the context (FeaturesMiddleware)
 
 
-# A few connections beyond the pool for a burst; each process of a worker (the worker and each
-# lazy process) holds at most pool_size + POOL_OVERFLOW, so a deployment's connection count is
-# known in advance (see README "Running in production").
+# A few connections beyond the pool for a burst; each process holds at most
+# pool_size + POOL_OVERFLOW, so a deployment's connection count is known in advance
+# (see README "Running in production").
 POOL_OVERFLOW = 2
 
 
@@ -71,6 +61,13 @@ def pool_size(settings: Settings) -> int:
     """One connection per request thread, plus the authorize cache's and the token refresher's
     background threads. Lazy work holds a connection only for its short transactions."""
     return settings.web_threads + 2
+
+
+def lazy_threads(settings: Settings) -> int:
+    """Threads for `lazy=` functions (and Bolt's other background work) in one process. They
+    mostly wait on the Web API: two per request thread keep the replies up with the answers
+    without letting a burst start more work than the CPU can do."""
+    return 2 * settings.web_threads
 
 
 def create_app(settings: Settings, *, engine: Engine | None = None) -> SlackApp:
@@ -88,7 +85,22 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> SlackApp:
         from bolt_app.diagnostics import count_queries
 
         count_queries(engine, settings.query_stats_dir)
-    client = build_web_client(settings.api_url)
+    rejections = TokenRejections()
+    client = build_web_client(settings.api_url, rejections=rejections)
+    lazy_executor = ThreadPoolExecutor(max_workers=lazy_threads(settings), thread_name_prefix="bolt-lazy")
+    common_options: dict[str, Any] = dict(
+        signing_secret=settings.signing_secret,
+        # The WSGI layer verifies signatures on the raw bytes before Bolt parses anything.
+        request_verification_enabled=False,
+        # Every listener's `ack=` step runs before the answer: a step that meets an unavailable
+        # database answers 503 (Slack redelivers) instead of a 200 for work that never happened.
+        # Web API calls belong in `lazy=` functions, which start once the `ack=` step is done.
+        process_before_response=True,
+        listener_executor=lazy_executor,
+        # Payload shape checks before authorize reads the ids (HTTP and Socket Mode alike).
+        before_authorize=PayloadCheck(settings.api_url),
+        **UNUSED_BOLT_MIDDLEWARE_OFF,
+    )
     tokens: TokenService | None = None
     cache: AuthorizeCache | None = None
 
@@ -106,6 +118,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> SlackApp:
             on_rotated=cache.invalidate_workspace,
         )
         installation_store.change_listeners.append(cache.invalidate_workspace)
+        authorize = StoreAuthorize(tokens=tokens, cache=cache, user_tokens_enabled=bool(settings.user_scopes))
+        rejections.listeners.append(authorize.token_rejected)
         oauth_settings = OAuthSettings(
             client_id=settings.client_id,
             client_secret=settings.client_secret,
@@ -129,36 +143,20 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> SlackApp:
             secure=settings.secure_cookies,
         )
         app = SlackApp(
-            signing_secret=settings.signing_secret,
             client=client,
-            authorize=StoreAuthorize(tokens=tokens, cache=cache, user_tokens_enabled=bool(settings.user_scopes)),
+            # An `Authorize` subclass is the one kind Bolt accepts beside OAuthSettings.
+            authorize=authorize,
             installation_store=installation_store,
             oauth_flow=AppOAuthFlow(client=client, settings=oauth_settings),
-            # The WSGI layer verifies signatures on the raw bytes before Bolt parses anything.
-            request_verification_enabled=False,
-            **UNUSED_BOLT_MIDDLEWARE_OFF,
+            **common_options,
         )
         # Uninstall / revocation deletes run before the ack, so a database failure means a retry.
-        # (Replaces app.enable_token_revocation_listeners(); see bolt_app/lifecycle.py.)
-        lifecycle.register(app, installation_store)
+        revocation.register(app, installation_store)
     else:
+        # The token travels on the client (passing it again only makes Bolt warn that it is unused).
         client.token = settings.bot_token
-        app = SlackApp(
-            signing_secret=settings.signing_secret,
-            client=client,
-            token=settings.bot_token,
-            request_verification_enabled=False,
-            **UNUSED_BOLT_MIDDLEWARE_OFF,
-        )
+        app = SlackApp(client=client, **common_options)
 
-    # Events are acknowledged after their listener ran (up to a deadline): a listener that failed
-    # because the database was unavailable is answered 503 and redelivered, never acked and lost.
-    # Lazy functions mostly wait on Slack (Web API latency): with Bolt's 5 shared threads the
-    # replies fell 16 s behind the answers in the benchmark; two per request thread keep up
-    # without letting a burst start more work than the CPU can do.
-    app._listener_runner = lifecycle.EventListenerRunner.replacing(
-        app._listener_runner, max_workers=settings.web_threads + 4, lazy_workers=2 * settings.web_threads
-    )
     app.settings = settings
     app.engine = engine
     app.tokens = tokens
@@ -167,9 +165,10 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> SlackApp:
     if isinstance(app.installation_store, InstallationStore):
         # Uninstall deletes the workspace's feature data in the same transaction as its tokens.
         app.installation_store.deletion_hooks.extend(app.features.deletion_hooks())
+    app.use(FeaturesMiddleware(app.features))
+    attach_thread_runner(app, lazy_executor)
     app.error(_handle_error)
     register_listeners(app)
-    lifecycle.streamline_listeners(app)
     return app
 
 
@@ -187,12 +186,14 @@ def _handle_error(error: Exception, logger: logging.Logger, body: Any = None) ->
         # Not acknowledged: Slack retries the delivery once we can serve it again.
         logger.error("Request not processed, Slack will retry: %s", _describe(error))
         return BoltResponse(status=503, body="", headers={"Retry-After": "1"})
-    if lifecycle.raised_by_bolt_on_payload(error):
+    if raised_by_bolt_on_payload(error):
         # Bolt's routing choked on a signed payload shaped unlike Slack's: a bad request, not a 500.
-        logger.warning("Malformed Slack payload refused: %s", lifecycle.describe_location(error))
+        logger.warning("Malformed Slack payload refused: %s", describe_location(error))
         return BoltResponse(status=400, body="")
+    # A bug: logged, and acknowledged all the same. Retrying would only repeat it, and Slack turns
+    # off the event subscriptions of an app whose deliveries keep failing.
     logger.exception("Unhandled error: %s", _describe(error))
-    return None
+    return BoltResponse(status=200, body="")
 
 
 def _describe(error: Exception) -> str:

@@ -44,9 +44,9 @@ def configure_logging(level: str = "INFO", secrets: Iterable[str] = (), stream=N
     formatter = MaskingFormatter(secrets=secrets)
     root = logging.getLogger()
     root.setLevel(level)
-    if not any(getattr(h, "_bolt_app", False) for h in root.handlers):
+    if not any(getattr(h, "is_app_handler", False) for h in root.handlers):
         handler = logging.StreamHandler(stream or sys.stderr)
-        handler._bolt_app = True  # type: ignore[attr-defined]
+        handler.is_app_handler = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     mask_all_handlers(formatter)
     # Warnings go through logging too, so they are masked like everything else.

@@ -9,7 +9,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from bolt_app import database, lazy_processes
+from bolt_app import database
 from bolt_app.logs import mask_all_handlers
 from bolt_app.settings import Settings
 from bolt_app.storage import crypto
@@ -17,8 +17,6 @@ from bolt_app.storage import crypto
 logger = logging.getLogger(__name__)
 
 GRACEFUL_TIMEOUT_SECONDS = 20
-# Within gunicorn's graceful timeout, leaving time for the worker's own in-flight requests.
-LAZY_DRAIN_SECONDS = 15
 
 
 def prepare_database(settings: Settings) -> None:
@@ -49,10 +47,10 @@ def build_wsgi(settings: Settings):  # type: ignore[no-untyped-def]
     app = create_app(settings)
     if settings.token_refresh_interval_minutes and app.tokens is not None:
         start_refresher(app.tokens, settings)
-    lazy_processes.attach(app, settings)
     wsgi = create_wsgi_app(app)
     freeze_startup_objects()
     return wsgi
+
 
 
 def freeze_startup_objects() -> None:
@@ -100,8 +98,6 @@ class GunicornServer(BaseApplication):
             "proc_name": "bolt-app",
             "when_ready": lambda server: mask_all_handlers(),
             "post_worker_init": lambda worker: mask_all_handlers(),
-            # After the worker's last answer: its lazy processes finish their jobs, then end.
-            "worker_exit": lambda server, worker: lazy_processes.close_all(LAZY_DRAIN_SECONDS),
             **(options or {}),
         }
         super().__init__()

@@ -55,7 +55,6 @@ class Settings:
     port: int = 3000
     web_concurrency: int = 2
     web_threads: int = 8
-    lazy_processes: int = 1
     log_level: str = "INFO"
     install_page_enabled: bool = True
     state_expiration_seconds: int = 600
@@ -254,7 +253,6 @@ def load_settings(env: Mapping[str, str] | None = None, purpose: Purpose = "serv
         port=r.integer("PORT", 3000, 0, 65535),
         web_concurrency=r.integer("WEB_CONCURRENCY", 2, 1, 64),
         web_threads=r.integer("WEB_THREADS", 8, 1, 256),
-        lazy_processes=r.integer("LAZY_PROCESSES", 1, 0, 16),
         log_level=log_level,
         install_page_enabled=install_mode != "redirect",
         state_expiration_seconds=r.integer("SLACK_STATE_EXPIRATION_SECONDS", 600, 30, 86400),

@@ -5,8 +5,8 @@
 * Bolt's `SocketModeHandler` on slack_sdk's built-in client dispatches envelopes to the same app
   `create_app` builds for HTTP (same listeners, installation store, token rotation). Its WebClient
   points at `SLACK_API_URL`, so `apps.connections.open` goes where every other call goes.
-  Payloads get the checks the HTTP endpoint applies (`bolt_app.web.payload_problem`); one that
-  fails them is not acknowledged, as HTTP answers 400.
+  Payloads get the checks the HTTP endpoint applies (`bolt_app.payload.PayloadCheck`, a Bolt
+  middleware); one that fails them is not acknowledged, as HTTP answers 400.
 * The client re-establishes a dropped connection itself (a fresh `apps.connections.open` each
   time): at once after a close frame or Slack's `disconnect` message, within one ping interval
   (`PING_INTERVAL_SECONDS`, 2 s) after a reset, within four or five intervals when the far end
@@ -35,17 +35,14 @@ from socketserver import ThreadingMixIn
 from typing import Any, Callable, Iterable
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from slack_bolt import BoltRequest
 from slack_bolt.adapter.socket_mode import SocketModeHandler
-from slack_bolt.adapter.socket_mode.internals import build_headers, send_response
 from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode.builtin import SocketModeClient
-from slack_sdk.socket_mode.request import SocketModeRequest
 
 from bolt_app.app import SlackApp, create_app
 from bolt_app.settings import Settings
 from bolt_app.tokens.client import build_web_client
-from bolt_app.web import EVENTS_PATH, WebApp, create_wsgi_app, payload_problem, slack_hosts
+from bolt_app.web import EVENTS_PATH, WebApp, create_wsgi_app
 
 logger = logging.getLogger(__name__)
 
@@ -101,24 +98,6 @@ def socket_mode_wsgi(web: WebApp) -> Callable[[dict, StartResponse], Iterable[by
 # ---------------------------------------------------------------------------------- socket side
 
 
-class AppSocketModeHandler(SocketModeHandler):
-    """Bolt's handler, with the payload checks the HTTP endpoint applies (bolt_app.web)."""
-
-    def __init__(self, app: SlackApp, **kwargs: Any):
-        super().__init__(app, **kwargs)
-        self.response_hosts = slack_hosts(app.settings.api_url)
-
-    def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
-        started = time.time()
-        request = BoltRequest(mode="socket_mode", body=req.payload, headers=build_headers(req))
-        problem = payload_problem(request, self.response_hosts) if isinstance(request.body, dict) else "not an object"
-        if problem is not None:
-            # Not acknowledged, as the HTTP endpoint answers 400: nothing unlike a Slack payload reaches Bolt.
-            logger.info("Malformed Slack payload refused: %s", problem)
-            return
-        send_response(client, req, self.app.dispatch(request), started)
-
-
 # ---------------------------------------------------------------------------------- runner
 
 
@@ -140,7 +119,7 @@ class SocketModeRunner:
         assert settings.app_token, "Socket Mode needs SLACK_APP_TOKEN"
         self.settings = settings
         self.app = app or create_app(settings)
-        self.handler = AppSocketModeHandler(
+        self.handler = SocketModeHandler(
             self.app,
             app_token=settings.app_token,
             # apps.connections.open goes to SLACK_API_URL like every other call.

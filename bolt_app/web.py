@@ -7,14 +7,12 @@ bodies are refused before they are read, undecodable ones are answered 400.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import json
 import logging
-import re
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import Any, Callable, Iterable
 from urllib.parse import urlparse
 
 from slack_bolt import BoltRequest, BoltResponse
@@ -22,10 +20,7 @@ from sqlalchemy import exc as sa_exc
 
 from bolt_app import database
 from bolt_app.app import SlackApp
-from bolt_app.lifecycle import MALFORMED_PAYLOAD_ERRORS, answers_first, defer_lazy, describe_location
-
-if TYPE_CHECKING:
-    from bolt_app.lazy_processes import LazyProcess
+from bolt_app.payload import MALFORMED_PAYLOAD_ERRORS, describe_location
 
 logger = logging.getLogger(__name__)
 
@@ -57,26 +52,6 @@ def _page_security_headers(authorize_url: str) -> list[tuple[str, str]]:
     ]
 
 
-class AnswerThenRun(list):
-    """A WSGI response body that starts deferred work from `close()`, which the server calls
-    once the body has been sent (PEP 3333), whether or not sending succeeded."""
-
-    def __init__(self, chunks: Iterable[bytes], after: list[Callable[[], None]]):
-        super().__init__(chunks)
-        self._after = after
-
-    def close(self) -> None:
-        after = self._after
-        for start in after:
-            try:
-                start()
-            except Exception:  # noqa: BLE001 - e.g. the pool is shutting down; the others still start
-                logger.exception("Could not start work after the answer")
-        # The starts hold the request, which holds this list: emptied, the request is freed by
-        # reference counting when its work ends instead of waiting for a full garbage collection.
-        after.clear()
-
-
 class WebApp:
     """A WSGI callable around one `SlackApp`."""
 
@@ -87,8 +62,6 @@ class WebApp:
         self.install_path = flow.install_path if flow else None
         self.redirect_path = flow.redirect_uri_path if flow else None
         self.page_headers = _page_security_headers(app.settings.authorize_url)
-        # Bolt posts to a payload's response_url (e.g. "please reinstall"): only Slack's own hosts.
-        self.response_hosts = slack_hosts(app.settings.api_url)
         self.signing_secret = app.settings.signing_secret.encode() if app.settings.signing_secret else None
         # Set by the Socket Mode runner so /healthz can report the socket too.
         self.socket_state: Callable[[], str] | None = None
@@ -138,22 +111,6 @@ class WebApp:
         if not isinstance(request.body, dict) or not request.body:
             logger.info("Request body with no Slack payload refused")
             return self._plain(start_response, 400, "Malformed request body")
-        problem = payload_problem(request, self.response_hosts)
-        if problem is not None:
-            # Signed, but not shaped like anything Slack sends: Bolt's internals and the listeners
-            # dereference these fields, and the ids reach database queries.
-            logger.info("Malformed Slack payload refused: %s", problem)
-            return self._plain(start_response, 400, "Malformed request body")
-        child = self._lazy_process_for(request)
-        if child is not None:
-            # A lazy process dispatches it through Bolt; its answer would be this one.
-            try:
-                answer = self._respond(start_response, _EMPTY_OK)
-            except BaseException:
-                child.cancel_reservation()  # no close() will come to deliver it
-                raise
-            return AnswerThenRun(answer, [functools.partial(self._deliver, child, request)])
-        lazy_starts = defer_lazy(request)
         try:
             response = self.app.dispatch(request)
         except MALFORMED_PAYLOAD_ERRORS as error:
@@ -161,24 +118,7 @@ class WebApp:
             # arguments from the body): the payload is the problem, not the server.
             logger.warning("Malformed Slack payload refused: %s", describe_location(error))
             return self._plain(start_response, 400, "Malformed request body")
-        answer = self._respond(start_response, response)
-        return AnswerThenRun(answer, lazy_starts) if lazy_starts else answer
-
-    def _lazy_process_for(self, request: BoltRequest) -> "LazyProcess | None":
-        """A lazy process with a slot reserved for this whole request, when it may be answered
-        before any dispatch (see lifecycle.answer_first); None otherwise."""
-        pool = self.app.lazy_pool
-        if pool is None or pool.in_trouble() or not answers_first(self.app, request):
-            return None
-        return pool.reserve()
-
-    def _deliver(self, child: "LazyProcess", request: BoltRequest) -> None:
-        # After the answer: writing to the pipe lets go of the GIL, and taking it back waits for
-        # the worker's other threads (up to the 5 ms switch interval), so it no longer delays it.
-        pool = self.app.lazy_pool
-        if pool is None or not pool.deliver(child, request):
-            logger.warning("A lazy process ended before it got an answered request; dispatching it here")
-            self.app.dispatch(request)
+        return self._respond(start_response, response)
 
     def _oauth(self, environ: dict, start_response: StartResponse, path: str) -> Iterable[bytes]:
         flow = self.app.oauth_flow
@@ -257,9 +197,6 @@ class WebApp:
         start_response(f"{response.status} {_REASONS.get(response.status, 'Status')}", headers)
         return [body]
 
-
-# Bolt's answer to an ack() without arguments, built once for the answer-first path.
-_EMPTY_OK = BoltResponse(status=200, body="")
 _REASONS = {200: "OK", 302: "Found", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
             405: "Method Not Allowed", 413: "Payload Too Large", 500: "Internal Server Error",
             503: "Service Unavailable"}
@@ -280,91 +217,6 @@ def verify_signature(secret: bytes, body: bytes, timestamp: str | None, signatur
     expected = "v0=" + hmac.new(secret, base, hashlib.sha256).hexdigest()
     # As bytes: compare_digest refuses str with non-ASCII characters (a header may carry any latin-1).
     return hmac.compare_digest(expected.encode(), signature.encode("utf-8", "surrogateescape"))
-
-
-# Slack ids (T…, E…, U…, W…, B…, C…, D…, G…): short, plain. Anything else never reaches a query.
-_SLACK_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_OBJECT_FIELDS = ("event", "view", "container", "message", "state")
-_OBJECT_OR_ID_FIELDS = ("channel", "team", "enterprise", "user")
-_LIST_OF_OBJECT_FIELDS = ("authorizations", "actions")
-_CALLBACK_ID_TYPES = ("shortcut", "message_action", "interactive_message", "dialog_submission", "dialog_cancellation",
-                      "workflow_step_edit")
-# Interactions always name the user who acted (`user.id`); listeners rely on it.
-_INTERACTIVE_TYPES = ("block_actions", "block_suggestion", "view_submission", "view_closed", "shortcut",
-                      "message_action", "interactive_message", "dialog_submission")
-_CONTEXT_IDS = ("enterprise_id", "team_id", "user_id", "channel_id", "actor_enterprise_id", "actor_team_id",
-                "actor_user_id")
-
-
-def slack_hosts(api_url: str) -> tuple[str, str]:
-    """(host, subdomain suffix) of the Slack the app talks to: for https://slack.com/api/ that is
-    slack.com and anything under .slack.com (hooks.slack.com); a local stand-in's host as is."""
-    host = (urlparse(api_url).hostname or "").lower()
-    domain = host[4:] if host.startswith("api.") else host
-    return host, "." + domain
-
-
-def payload_problem(request: BoltRequest, response_hosts: tuple[str, str] | None = None) -> str | None:
-    """What makes a signed body unlike any Slack payload (None when it is plausible).
-
-    Only the structure Bolt's routing and the listeners rely on is checked: the fields Slack
-    always sends as objects are objects, the type fields are strings, every id Bolt resolved for
-    the request (and that queries filter on) is a short plain Slack id, and a response_url (which
-    Bolt and the listeners post to) points at Slack.
-    """
-    body = request.body
-    kind = body.get("type")
-    if kind is not None and not isinstance(kind, str):
-        return "type is not a string"
-    for name in _OBJECT_FIELDS:
-        if name in body and not isinstance(body[name], dict):
-            return f"{name} is not an object"
-    for name in _OBJECT_OR_ID_FIELDS:
-        value = body.get(name)
-        if value is not None and not isinstance(value, (dict, str)):
-            return f"{name} is neither an object nor an id"
-    for name in _LIST_OF_OBJECT_FIELDS:
-        value = body.get(name)
-        if name in body and not (isinstance(value, list) and all(isinstance(item, dict) for item in value)):
-            return f"{name} is not a list of objects"
-    if "event" in body and not isinstance(body["event"].get("type"), str):
-        return "event.type is not a string"
-    if kind in ("view_submission", "view_closed") and not isinstance(body.get("view", {}).get("callback_id"), str):
-        return "view.callback_id is not a string"
-    if kind in _CALLBACK_ID_TYPES and not isinstance(body.get("callback_id"), str):
-        return "callback_id is not a string"
-    if kind == "block_suggestion" and not isinstance(body.get("action_id"), str):
-        return "action_id is not a string"
-    if kind == "block_actions" and not all(isinstance(a.get("action_id"), str) for a in body.get("actions") or []):
-        return "actions[].action_id is not a string"
-    if kind in _INTERACTIVE_TYPES and not (isinstance(body.get("user"), dict) and isinstance(body["user"].get("id"), str)):
-        return "an interaction without the acting user"
-    if "command" in body and not isinstance(body["command"], str):
-        return "command is not a string"
-    for name in _CONTEXT_IDS:
-        value = request.context.get(name)
-        if value is not None and not (isinstance(value, str) and _SLACK_ID.fullmatch(value)):
-            return f"{name} is not a Slack id"
-    response_url = request.context.get("response_url")
-    if response_url is not None and not _is_slack_url(response_url, response_hosts):
-        return "response_url is not a Slack URL"
-    return None
-
-
-def _is_slack_url(value: object, hosts: tuple[str, str] | None) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        parsed = urlparse(value)
-        host = (parsed.hostname or "").lower()
-    except ValueError:
-        return False
-    if parsed.scheme not in ("https", "http") or not host:
-        return False
-    if hosts is None:
-        return True
-    exact, suffix = hosts
-    return host == exact or host.endswith(suffix)
 
 
 def _headers(environ: dict) -> dict[str, str]:

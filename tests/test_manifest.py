@@ -102,7 +102,7 @@ def registered_listeners(app) -> dict[str, set[str]]:
 
 def test_manifest_declares_exactly_what_the_listeners_handle(settings) -> None:
     from bolt_app.app import create_app
-    from bolt_app.lifecycle import REVOCATION_EVENTS
+    from bolt_app.revocation import REVOCATION_EVENTS
 
     registered = registered_listeners(create_app(settings))
     manifest = load_manifest()
@@ -114,7 +114,7 @@ def test_manifest_declares_exactly_what_the_listeners_handle(settings) -> None:
     assert {s["callback_id"] for s in shortcuts if s["type"] == "message"} == registered["message_shortcut"]
     assert "shortcut" not in registered  # type-less shortcut listeners could not be checked
 
-    # Revocation events are handled before the ack by a middleware (bolt_app.lifecycle).
+    # Revocation events are handled before the ack by a middleware (bolt_app.revocation).
     events = set(app_settings["event_subscriptions"]["bot_events"])
     assert events == registered["event"] | REVOCATION_EVENTS
     assert features.get("app_home", {}).get("home_tab_enabled", False) == ("app_home_opened" in events)

@@ -1,5 +1,9 @@
 """Feature services the listeners use, built once per app (see `app.create_app`).
 
+Listeners receive them by name through Bolt's context: `FeaturesMiddleware` puts each service in
+every request's context, and Bolt passes a context key to any listener argument of that name
+(`def poll_command(ack, command, polls): ...`).
+
 Each feature keeps its data per workspace (see `workspace.WorkspaceRef`) and registers what
 uninstall must delete through `deletion_hooks`, which the installation store runs in the same
 transaction as it deletes the workspace's installation.
@@ -7,9 +11,11 @@ transaction as it deletes the workspace's installation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Callable, Optional
 
+from slack_bolt import BoltRequest, BoltResponse
+from slack_bolt.middleware import Middleware
 from sqlalchemy.engine import Engine
 
 if TYPE_CHECKING:
@@ -33,3 +39,15 @@ def build_features(engine: Engine) -> Features:
 
     deliveries = Deliveries(engine)
     return Features(deliveries=deliveries, polls=PollsFeature(engine, deliveries))
+
+
+class FeaturesMiddleware(Middleware):
+    """Puts every feature service in the request's context, under its field name."""
+
+    def __init__(self, features: Features):
+        self.services = {field.name: getattr(features, field.name) for field in fields(features)}
+
+    def process(self, *, req: BoltRequest, resp: BoltResponse,
+                next: Callable[[], BoltResponse]) -> Optional[BoltResponse]:  # noqa: A002 - Bolt's name
+        req.context.update(self.services)
+        return next()

@@ -30,6 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from bolt_app.database import write_transaction
+from bolt_app.shared import SharedService
 from bolt_app.features.workspace import WorkspaceRef
 from bolt_app.storage.tables import metadata, utc_now, workspace_key
 
@@ -183,7 +184,7 @@ def _row(ws: WorkspaceRef, key: str) -> dict[str, Any]:
     }
 
 
-class Deliveries:
+class Deliveries(SharedService):
     def __init__(self, engine: Engine, *, retention: timedelta = RETENTION, sweep_every: int = SWEEP_EVERY):
         self.engine = engine
         self.retention = retention
@@ -204,6 +205,18 @@ class Deliveries:
         if claimed and secrets.randbelow(self.sweep_every) == 0:
             self.sweep()
         return claimed
+
+    def is_claimed(self, ws: WorkspaceRef, key: Optional[str]) -> bool:
+        """True when `key` was claimed in this workspace (a database read: it raises when the
+        database is unavailable)."""
+        if key is None:
+            return False
+        c = processed_deliveries.c
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                sa.select(c.delivery_id).where(c.workspace_key == ws.key, c.delivery_id == _row(ws, key)["delivery_id"])
+            ).first()
+        return found is not None
 
     def release(self, ws: WorkspaceRef, key: Optional[str]) -> None:
         """Forget a claim whose work failed, so a retry of the delivery can do it."""

@@ -52,13 +52,11 @@ class InstallationStore(SQLAlchemyInstallationStore):
     """The installation store Bolt's OAuth flow saves to and the token service reads from."""
 
     def __init__(self, client_id: str, engine: Engine, logger: logging.Logger | None = None):
+        super().__init__(client_id=client_id, engine=engine, logger=logger or logging.getLogger(__name__))
         # The stock __init__ builds its own tables; these are the extended ones, same names.
-        self.client_id = client_id
-        self.engine = engine
         self.metadata = tables.metadata
         self.installations = tables.installations
         self.bots = tables.bots
-        self._logger = logger or logging.getLogger(__name__)
         self.deletion_hooks: list[WorkspaceDeletionHook] = []
         # Called with the workspace key after any write, e.g. to drop cached authorize results.
         self.change_listeners: list[Callable[[str], None]] = []

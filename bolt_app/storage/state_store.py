@@ -24,9 +24,9 @@ SWEEP_EVERY = 50
 
 class OAuthStateStore(SQLAlchemyOAuthStateStore):
     def __init__(self, expiration_seconds: int, engine: Engine, logger: logging.Logger | None = None):
-        self.expiration_seconds = expiration_seconds
-        self.engine = engine
-        self._logger = logger or logging.getLogger(__name__)
+        super().__init__(expiration_seconds=expiration_seconds, engine=engine,
+                         logger=logger or logging.getLogger(__name__))
+        # The extended table (same name), from the app's own metadata.
         self.metadata = tables.metadata
         self.oauth_states = tables.oauth_states
 

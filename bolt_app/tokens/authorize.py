@@ -21,7 +21,6 @@ from slack_bolt.authorization.authorize import Authorize
 from slack_bolt.context import BoltContext
 
 from bolt_app.storage.tables import workspace_key
-from bolt_app.tokens.client import TokenRefreshingWebClient
 from bolt_app.tokens.rotation import TokenService
 
 logger = logging.getLogger(__name__)
@@ -44,14 +43,11 @@ class AuthorizeCache:
     filled together (a burst after start-up) are not all re-read together.
     """
 
-    def __init__(self, ttl_seconds: float = 10.0, max_entries: int = 10_000, known_seconds: float = 300.0):
+    def __init__(self, ttl_seconds: float = 10.0, max_entries: int = 10_000):
         self.ttl_seconds = ttl_seconds
         self.max_entries = max_entries
-        # An expired entry is no longer served, but says for this long that the workspace was
-        # installed when last read (`known`), unless an invalidation removed it.
-        self.known_seconds = max(known_seconds, ttl_seconds)
-        # key -> (valid_until, refresh_after, known_until, result)
-        self._entries: OrderedDict[CacheKey, tuple[float, float, float, AuthorizeResult]] = OrderedDict()
+        # key -> (valid_until, refresh_after, result)
+        self._entries: OrderedDict[CacheKey, tuple[float, float, AuthorizeResult]] = OrderedDict()
         self._refreshing: set[CacheKey] = set()
         self._lock = threading.Lock()
         # Bumped by every invalidation: a result read before one must not be stored after it.
@@ -71,11 +67,10 @@ class AuthorizeCache:
             entry = self._entries.get(key)
             if entry is None:
                 return None, False
-            valid_until, refresh_after, known_until, result = entry
+            valid_until, refresh_after, result = entry
             now = time.monotonic()
             if valid_until <= now:
-                if known_until <= now:
-                    del self._entries[key]
+                del self._entries[key]
                 return None, False
             self._entries.move_to_end(key)
             if claim_refresh and refresh_after <= now and key not in self._refreshing:
@@ -86,24 +81,17 @@ class AuthorizeCache:
     def put(self, key: CacheKey, result: AuthorizeResult, max_seconds: float, *, generation: int | None = None) -> None:
         """Store a result for up to the TTL (less when its token is due sooner). With the
         `generation` read before resolving, a result that an invalidation overtook is dropped."""
-        seconds = max(0.0, min(self.ttl_seconds, max_seconds))  # 0: known, never served
+        seconds = min(self.ttl_seconds, max_seconds)
         with self._lock:
             self._refreshing.discard(key)
-            if generation is not None and generation != self.generation:
-                return
+            if seconds <= 0 or (generation is not None and generation != self.generation):
+                return  # due for refresh (never served from here), or overtaken by an invalidation
             now = time.monotonic()
             refresh_after = now + seconds * random.uniform(0.7, 0.9)
-            self._entries[key] = (now + seconds, refresh_after, now + self.known_seconds, result)
+            self._entries[key] = (now + seconds, refresh_after, result)
             self._entries.move_to_end(key)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
-
-    def known(self, key: CacheKey) -> bool:
-        """True when the key resolved to an installation within `known_seconds` and nothing on
-        this process invalidated it since (its tokens may no longer be served)."""
-        with self._lock:
-            entry = self._entries.get(key)
-            return entry is not None and entry[2] > time.monotonic()
 
     def refresh_failed(self, key: CacheKey) -> None:
         """Let a later request try again; the entry still expires at its TTL."""
@@ -134,6 +122,11 @@ class StoreAuthorize(Authorize):
         self.bot_only = False
         # One thread re-reads cache entries ahead of expiry, off the request threads.
         self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="authorize-refresh")
+        # Token -> (workspace key, user id or None) for the tokens this process resolved, so a
+        # Web API rejection of one (see tokens/rejections.py) can be traced to its installation.
+        self._owners: OrderedDict[str, tuple[str, Optional[str]]] = OrderedDict()
+        self._owners_lock = threading.Lock()
+        self.max_owners = 20_000
 
     def __call__(
         self,
@@ -157,7 +150,6 @@ class StoreAuthorize(Authorize):
                 return None
             if self.cache is not None:
                 self.cache.put(cache_key, result, valid_for, generation=generation)
-        self._attach_refresher(context, ws_key, result)
         return result
 
     def _cache_key(
@@ -165,21 +157,6 @@ class StoreAuthorize(Authorize):
     ) -> CacheKey:
         ws_key = workspace_key(enterprise_id, None if context.is_enterprise_install else team_id)
         return ws_key, (user_id if self.user_tokens_enabled else None)
-
-    def resolves(self, context: BoltContext) -> bool:
-        """True when this request's workspace is installed: it resolved within the cache's
-        `known_seconds`, or it resolves now (as `__call__`, which fills the cache). False when it
-        is not installed, or the database cannot say: the caller then lets Bolt authorize and
-        answer the request."""
-        key = self._cache_key(context, context.enterprise_id, context.team_id, context.user_id)
-        if self.cache is not None and self.cache.known(key):
-            return True
-        try:
-            return self(context=context, enterprise_id=context.enterprise_id, team_id=context.team_id,
-                        user_id=context.user_id) is not None
-        except Exception as error:  # noqa: BLE001 - Bolt's dispatch meets the same error and answers it
-            logger.debug("Authorize before dispatch failed: %s", type(error).__name__)
-            return False
 
     def _refresh_entry(self, cache_key: CacheKey, team_id: Optional[str]) -> None:
         """Re-read a cached entry ahead of its expiry (background thread); the entry stays
@@ -220,27 +197,32 @@ class StoreAuthorize(Authorize):
             user_token=user.user_token if user else None,
             user_scopes=user.user_scopes if user else None,
         )
+        with self._owners_lock:
+            for token, owner in ((result.bot_token, (ws_key, None)), (result.user_token, (ws_key, result.user_id))):
+                if token:
+                    self._owners[token] = owner
+                    self._owners.move_to_end(token)
+            while len(self._owners) > self.max_owners:
+                self._owners.popitem(last=False)
         return result, valid_for
 
-    def _attach_refresher(self, context: BoltContext, ws_key: str, result: AuthorizeResult) -> None:
-        # Not `context.client`: on a context without one (`resolves`, before dispatch) Bolt
-        # would build a WebClient just to be asked.
-        client = context.get("client")
-        if not isinstance(client, TokenRefreshingWebClient):
+    def token_rejected(self, token: str, error: str) -> None:
+        """Slack refused a token this process resolved: its cached entry goes, and an expired one
+        is refreshed now (single-flight), so the next request or retry gets a working token."""
+        with self._owners_lock:
+            owner = self._owners.get(token)
+        if owner is None:
             return
-        if result.bot_token:
-            def refresh(rejected: str) -> Optional[str]:
-                if self.cache is not None:
-                    self.cache.invalidate_workspace(ws_key)
-                refreshed = self.tokens.refresh_bot(ws_key, rejected_token=rejected)
-                return refreshed.bot_token if refreshed else None
-        else:
-            user_id = result.user_id
-
-            def refresh(rejected: str) -> Optional[str]:
-                if self.cache is not None:
-                    self.cache.invalidate_workspace(ws_key)
-                refreshed = self.tokens.refresh_user(ws_key, user_id, rejected_token=rejected) if user_id else None
-                return refreshed.user_token if refreshed else None
-
-        client.token_refresher = refresh
+        ws_key, user_id = owner
+        if self.cache is not None:
+            self.cache.invalidate_workspace(ws_key)
+        if error != "token_expired":
+            logger.warning("Slack answered %s for a token of %s", error, ws_key)
+            return
+        try:
+            if user_id is None:
+                self.tokens.refresh_bot(ws_key, rejected_token=token)
+            else:
+                self.tokens.refresh_user(ws_key, user_id, rejected_token=token)
+        except Exception as refresh_error:  # noqa: BLE001 - the call that heard it fails as Slack said anyway
+            logger.warning("Refreshing an expired token of %s failed: %s", ws_key, type(refresh_error).__name__)

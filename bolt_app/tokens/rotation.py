@@ -396,22 +396,19 @@ class TokenService:
         self, enterprise_id: str | None, team_id: str | None, user_id: str | None = None, *, is_enterprise_install: bool = False
     ) -> WebClient:
         """A ready WebClient with fresh tokens, for background jobs (same single-flight path)."""
-        from bolt_app.tokens.client import TokenRefreshingWebClient
-
         key = workspace_key(enterprise_id, None if is_enterprise_install else team_id)
         if user_id is not None:
             user = self.fresh_user(key, user_id)
             if user is None or user.user_token is None:
                 raise LookupError(f"no usable user token for user {user_id} in {key}")
             token = user.user_token
-            refresher = lambda rejected: (self.refresh_user(key, user_id, rejected_token=rejected) or user).user_token  # noqa: E731
         else:
             bot = self.fresh_bot(key)
             if bot is None or bot.bot_token is None:
                 raise LookupError(f"no installation for {key}")
             token = bot.bot_token
-            refresher = lambda rejected: (self.refresh_bot(key, rejected_token=rejected) or bot).bot_token  # noqa: E731
-        return TokenRefreshingWebClient.like(self.client, token=token, team_id=team_id, token_refresher=refresher)
+        return WebClient(token=token, base_url=self.client.base_url, timeout=self.client.timeout,
+                         team_id=team_id, retry_handlers=list(self.client.retry_handlers or []))
 
     def refresh_expiring(
         self, within_seconds: int, progress: Callable[[str, str], None] | None = None

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import time
 
-from tests.support import install, wait_for
+from tests.support import install
 
 
 def test_sigterm_after_answering_still_posts_every_reply(standin, app_server_factory, sqlite_url) -> None:
     server = app_server_factory(sqlite_url, WEB_CONCURRENCY="1")
     ws = standin.create_workspace(name="Shutdown")
     assert install(server.url, standin, ws.team_id).response.status == 200
-    # The jobs must reach the lazy process (before it is ready they run on the worker's threads).
-    assert wait_for(lambda: "Lazy process" in server.logs() and "ready" in server.logs(), timeout=30)
     standin.clear_calls()
     standin.latency_seconds = 0.5  # every reply is still waiting on Slack when the signal comes
     for n in range(8):
@@ -24,4 +22,4 @@ def test_sigterm_after_answering_still_posts_every_reply(standin, app_server_fac
     # Drained, not waited out: gunicorn would have killed the worker after its 20 s graceful timeout.
     assert time.monotonic() - stopping < 10
     assert len([c for c in standin.calls_for("chat.postMessage") if c.ok]) == 8, server.logs()
-    assert "still busy" not in server.logs() and "are lost" not in server.logs()
+    assert "Traceback" not in server.logs()

@@ -3,6 +3,7 @@ feature on SQLite, and a fake Web API client that records calls (no HTTP)."""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from typing import Any, Callable, Iterator
 
@@ -66,20 +67,22 @@ class RecordingApp:
 
     def __init__(self, features: Any):
         self.features = features
+        # What FeaturesMiddleware puts in every request's context.
+        self.services = {field.name: getattr(features, field.name) for field in dataclasses.fields(features)}
         self.handlers: dict[tuple[str, str], Callable[..., Any]] = {}
 
     def _on(self, kind: str, key: Any) -> Callable[..., Any]:
-        def decorate(fn: Callable[..., Any] | None = None, *, ack: Callable[..., Any] | None = None,
+        def decorate(function: Callable[..., Any] | None = None, *, ack: Callable[..., Any] | None = None,
                      lazy: list[Callable[..., Any]] | None = None) -> Callable[..., Any]:
-            if fn is None:
-                # Bolt's `ack=` / `lazy=` form: run the ack function, then each lazy one, each
-                # with the keyword arguments it asks for (as Bolt injects them).
-                steps = [ack, *(lazy or [])]
+            # A plain listener, or Bolt's `ack=` / `lazy=` form: the ack function, then each lazy
+            # one, each with the keyword arguments it asks for (as Bolt injects them).
+            steps = [function] if function is not None else [ack, *(lazy or [])]
 
-                def fn(**kwargs: Any) -> None:
-                    for step in steps:
-                        wanted = inspect.signature(step).parameters
-                        step(**{k: v for k, v in kwargs.items() if k in wanted})
+            def fn(**kwargs: Any) -> None:
+                available = {**self.services, **kwargs}
+                for step in steps:
+                    wanted = inspect.signature(step).parameters
+                    step(**{k: v for k, v in available.items() if k in wanted})
 
             self.handlers[(kind, getattr(key, "pattern", key))] = fn
             return fn

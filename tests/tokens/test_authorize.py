@@ -40,20 +40,16 @@ def test_entry_is_offered_for_refresh_once_late_in_its_ttl() -> None:
     assert cache.get_or_claim_refresh(KEY) == (None, False)
 
 
-def test_an_expired_entry_is_not_served_but_known_until_invalidated_or_forgotten() -> None:
-    cache = AuthorizeCache(ttl_seconds=0.2, known_seconds=0.6)
+def test_an_expired_entry_or_one_due_for_refresh_is_not_served() -> None:
+    cache = AuthorizeCache(ttl_seconds=0.2)
     cache.put(KEY, _result("a"), max_seconds=60)
     due = ("T2", None)
     cache.put(due, _result("due"), max_seconds=0)  # its token is inside the refresh window
-    assert cache.get(due) is None and cache.known(due)
+    assert cache.get(due) is None
+    assert cache.get(KEY).bot_token == "a"
     time.sleep(0.25)
-    assert cache.get(KEY) is None  # tokens are not served past the TTL…
-    assert cache.known(KEY)  # …but the workspace was installed moments ago
-    cache.invalidate_workspace("T1")  # e.g. uninstalled on this process
-    assert not cache.known(KEY)
-    time.sleep(0.4)
-    assert not cache.known(due) and cache.get_or_claim_refresh(due) == (None, False)
-    assert len(cache) == 0  # forgotten entries are dropped when looked up
+    assert cache.get(KEY) is None  # tokens are not served past the TTL
+    assert len(cache) == 0  # expired entries are dropped when looked up
 
 
 def test_a_result_read_before_an_invalidation_is_not_stored_after_it() -> None:

@@ -28,6 +28,7 @@ from bolt_app.features.polls.domain import (
 )
 from bolt_app.features.polls.updater import MessageUpdater, Snapshot
 from bolt_app.features.workspace import WorkspaceRef
+from bolt_app.shared import SharedService
 from bolt_app.manifest import load_manifest
 from bolt_app.tokens.client import retry_handlers
 
@@ -56,7 +57,7 @@ def bot_display_name() -> str:
     return str(bot.get("display_name") or (manifest.get("display_information") or {}).get("name") or "the app")
 
 
-class PollsFeature:
+class PollsFeature(SharedService):
     def __init__(
         self,
         engine: Engine,

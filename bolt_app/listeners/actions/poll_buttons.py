@@ -10,6 +10,7 @@ from slack_bolt import App, BoltContext
 from bolt_app.features.idempotency import action_key
 from bolt_app.features.polls import PollsFeature, blocks
 from bolt_app.features.workspace import WorkspaceRef
+from bolt_app.listeners.common import acknowledge
 
 
 def channel_of(body: dict[str, Any]) -> Optional[str]:
@@ -51,25 +52,10 @@ def handle_home_create(polls: PollsFeature, ack: Callable[..., Any], body: dict[
     polls.open_modal(client, body["trigger_id"])
 
 
-def acknowledge(ack: Callable[..., Any]) -> None:
-    ack()
-
-
 def register(app: App) -> None:
-    polls: PollsFeature = app.features.polls  # type: ignore[attr-defined]
-
-    def poll_vote(body: dict, action: dict, client: Any, context: BoltContext) -> None:
-        handle_vote(polls, body, action, client, context)
-
-    def poll_close(body: dict, action: dict, client: Any, context: BoltContext) -> None:
-        handle_close(polls, body, action, client, context)
-
-    def poll_home_create(ack: Callable[..., Any], body: dict, client: Any) -> None:
-        handle_home_create(polls, ack, body, client)
-
-    # Answered at once in the request thread; the vote's transaction and the message update run
-    # after the answer, so a click never waits behind other clicks' database work. (A vote that
-    # cannot be stored is told to the voter by an ephemeral message: Slack does not retry clicks.)
-    app.action(re.compile(blocks.VOTE_ACTION_PATTERN))(ack=acknowledge, lazy=[poll_vote])
-    app.action(blocks.CLOSE_ACTION_ID)(ack=acknowledge, lazy=[poll_close])
-    app.action(blocks.HOME_CREATE_ACTION_ID)(poll_home_create)
+    # Answered at once; the vote's transaction and the message update run after the answer, so a
+    # click never waits behind other clicks' database work. (A vote that cannot be stored is told
+    # to the voter by an ephemeral message: Slack does not retry clicks.)
+    app.action(re.compile(blocks.VOTE_ACTION_PATTERN))(ack=acknowledge, lazy=[handle_vote])
+    app.action(blocks.CLOSE_ACTION_ID)(ack=acknowledge, lazy=[handle_close])
+    app.action(blocks.HOME_CREATE_ACTION_ID)(handle_home_create)

@@ -42,9 +42,4 @@ def handle_poll_command(
 
 
 def register(app: App) -> None:
-    polls: PollsFeature = app.features.polls  # type: ignore[attr-defined]
-
-    def poll_command(ack: Callable[..., Any], command: dict[str, Any], client: Any, context: BoltContext) -> None:
-        handle_poll_command(polls, ack, command, client, context)
-
-    app.command(COMMAND)(poll_command)
+    app.command(COMMAND)(handle_poll_command)

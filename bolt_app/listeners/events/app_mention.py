@@ -1,8 +1,10 @@
 """`app_mention`: a short help message, in the thread, with the token Bolt resolved for this
 workspace; a retried delivery of the same event (`X-Slack-Retry-Num`) posts no second reply.
 
-Split Bolt's way into `ack=` (decide, before the answer) and `lazy=` (reply, after it), so the
-answer never waits for a Web API call."""
+Split Bolt's way into `ack=` (before the answer) and `lazy=` (the reply, after it), so the answer
+never waits for a Web API call. The reply depends only on the request body and the database:
+in queue mode it runs in `python main.py worker`, where nothing from the `ack=` step is known.
+"""
 
 from __future__ import annotations
 
@@ -13,15 +15,11 @@ import sqlalchemy as sa
 from slack_bolt import Ack, App, BoltContext, BoltRequest
 from slack_sdk import WebClient
 
-from bolt_app import lifecycle
 from bolt_app.features.idempotency import Deliveries, event_key
 from bolt_app.features.polls.blocks import help_text
 from bolt_app.features.workspace import WorkspaceRef
 
 logger = logging.getLogger(__name__)
-
-# context["mention"]: what the reply step should do.
-REPLY, CLAIM_THEN_REPLY, SKIP = "reply", "claim_then_reply", "skip"
 
 
 def handle_app_mention(event: dict[str, Any], client: WebClient) -> None:
@@ -37,36 +35,39 @@ def is_redelivery(request: BoltRequest) -> bool:
     return bool(request.headers.get("x-slack-retry-num"))
 
 
-def register(app: App) -> None:
-    deliveries: Deliveries = app.features.deliveries  # type: ignore[attr-defined]
+def acknowledge_mention(ack: Ack, body: dict[str, Any], request: BoltRequest, context: BoltContext,
+                        deliveries: Deliveries) -> None:
+    if is_redelivery(request):
+        # Slack redelivers what failed or timed out; the first attempt may have replied. Answer
+        # once the database can tell (without it this raises → 503, and Slack comes back later),
+        # so an outage never turns into a duplicate reply.
+        deliveries.is_claimed(WorkspaceRef.from_context(context), event_key(body))
+    ack()
 
-    def decide(ack: Ack, body: dict[str, Any], context: BoltContext, request: BoltRequest) -> None:
+
+def reply_to_mention(
+    event: dict[str, Any], body: dict[str, Any], client: WebClient, context: BoltContext, request: BoltRequest,
+    deliveries: Deliveries,
+) -> None:
+    key = event_key(body)
+    workspace = WorkspaceRef.from_context(context)
+    try:
+        if not deliveries.claim(workspace, key):
+            return  # another delivery of this event replied, or is replying
+    except sa.exc.DBAPIError as error:
         if is_redelivery(request):
-            # Slack retries only deliveries that failed or timed out: the first attempt may
-            # still be running. Claim before answering; without the database this raises, the
-            # answer is 503 and Slack comes back later.
-            claimed = deliveries.claim(WorkspaceRef.from_context(context), event_key(body))
-            context["mention"] = REPLY if claimed else SKIP
-        else:
-            # A first delivery needs nothing durable before its answer; it is recorded after it,
-            # so a (rare) retry of it finds the record.
-            context["mention"] = CLAIM_THEN_REPLY
-        ack()
-
-    def reply(event: dict[str, Any], body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
-        step = context.get("mention")
-        if step == CLAIM_THEN_REPLY:
-            key = event_key(body)
-            try:
-                if not deliveries.claim(WorkspaceRef.from_context(context), key):
-                    return  # a retry got here first
-            except sa.exc.DBAPIError as error:
-                logger.warning("Could not record mention %s (%s); answering it anyway", key, type(error).__name__)
-        elif step != REPLY:
+            # Bolt starts lazy functions even when the `ack=` step failed: this delivery was
+            # answered 503 and comes back; replying now could repeat an earlier reply.
+            logger.warning("Could not record redelivered mention %r (%s); Slack will retry it", key,
+                           type(error).__name__)
             return
+        logger.warning("Could not record mention %r (%s); answering it anyway", key, type(error).__name__)
+    try:
         handle_app_mention(event, client)
+    except Exception:
+        deliveries.release(workspace, key)  # not replied: a retry of this work must not skip it
+        raise
 
-    app.event("app_mention")(ack=decide, lazy=[reply])
-    # A first delivery is answered 200 whatever happens next: with lazy processes, the web
-    # worker answers it and a lazy process runs decide and reply.
-    lifecycle.answer_first(app, "app_mention")
+
+def register(app: App) -> None:
+    app.event("app_mention")(ack=acknowledge_mention, lazy=[reply_to_mention])

@@ -26,13 +26,5 @@ def handle_message_shortcut(polls: PollsFeature, ack: Callable[..., Any], shortc
 
 
 def register(app: App) -> None:
-    polls: PollsFeature = app.features.polls  # type: ignore[attr-defined]
-
-    def create_poll_shortcut(ack: Callable[..., Any], shortcut: dict[str, Any], client: Any) -> None:
-        handle_global_shortcut(polls, ack, shortcut, client)
-
-    def poll_from_message_shortcut(ack: Callable[..., Any], shortcut: dict[str, Any], client: Any) -> None:
-        handle_message_shortcut(polls, ack, shortcut, client)
-
-    app.global_shortcut(blocks.GLOBAL_SHORTCUT_ID)(create_poll_shortcut)
-    app.message_shortcut(blocks.MESSAGE_SHORTCUT_ID)(poll_from_message_shortcut)
+    app.global_shortcut(blocks.GLOBAL_SHORTCUT_ID)(handle_global_shortcut)
+    app.message_shortcut(blocks.MESSAGE_SHORTCUT_ID)(handle_message_shortcut)

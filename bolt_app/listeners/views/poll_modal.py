@@ -42,11 +42,4 @@ def handle_submission(
 
 
 def register(app: App) -> None:
-    polls: PollsFeature = app.features.polls  # type: ignore[attr-defined]
-
-    def poll_modal_submitted(
-        ack: Callable[..., Any], body: dict[str, Any], view: dict[str, Any], client: Any, context: BoltContext
-    ) -> None:
-        handle_submission(polls, ack, body, view, client, context)
-
-    app.view_submission(blocks.MODAL_CALLBACK_ID)(poll_modal_submitted)
+    app.view_submission(blocks.MODAL_CALLBACK_ID)(handle_submission)

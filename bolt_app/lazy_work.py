@@ -1,0 +1,78 @@
+"""Where `lazy=` functions run when no task queue is configured: Bolt's threads, in this process.
+
+Installed the way Bolt's AWS Lambda adapter installs its runner
+(`app.listener_runner.lazy_listener_runner = ...`). One addition to Bolt's thread runner: a lazy
+function whose Web API call Slack refused with `token_expired` runs once more. The token was
+refreshed when Slack refused it (tokens/rejections.py); the second run is dispatched through the
+app as a lazy-only request, so authorize hands it the new token.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Executor
+from typing import Any, Callable
+
+from slack_bolt import App, BoltRequest
+from slack_bolt.kwargs_injection import build_required_kwargs
+from slack_bolt.lazy_listener import ThreadLazyListenerRunner
+from slack_bolt.util.utils import get_arg_names_of_callable
+from slack_sdk.errors import SlackApiError
+
+logger = logging.getLogger(__name__)
+
+LAZY_ONLY_HEADER = "x-slack-bolt-lazy-only"
+LAZY_FUNCTION_HEADER = "x-slack-bolt-lazy-function-name"
+
+
+def call_lazy_function(function: Callable[..., Any], request: BoltRequest, log: logging.Logger) -> None:
+    """Call `function` with the arguments Bolt would give it; its exceptions propagate."""
+    kwargs = build_required_kwargs(
+        logger=log,
+        required_arg_names=get_arg_names_of_callable(function),
+        request=request,
+        response=None,
+        this_func=function,
+    )
+    function(**kwargs)
+
+
+def lazy_only_request(request: BoltRequest) -> BoltRequest:
+    """A fresh request for the same delivery that runs only `request.lazy_function_name`, as
+    Bolt's Lambda adapter re-invokes itself (nothing from the first dispatch's context)."""
+    headers: dict[str, Any] = {name: list(values) for name, values in request.headers.items()}
+    headers[LAZY_ONLY_HEADER] = ["1"]
+    headers[LAZY_FUNCTION_HEADER] = [request.lazy_function_name]
+    body = request.raw_body if request.mode == "http" else request.body
+    return BoltRequest(body=body, query=request.query, headers=headers, mode=request.mode)
+
+
+class ThreadLazyRunner(ThreadLazyListenerRunner):
+    def __init__(self, app: App, executor: Executor):
+        super().__init__(logger=logger, executor=executor)
+        self.app = app
+
+    def start(self, function: Callable[..., None], request: BoltRequest) -> None:
+        self.executor.submit(self._run_in_thread, function, request)
+
+    def _run_in_thread(self, function: Callable[..., None], request: BoltRequest) -> None:
+        try:
+            call_lazy_function(function, request, self.logger)
+        except SlackApiError as error:
+            if error.response.get("error") != "token_expired":
+                self.logger.error("Lazy function %s failed: %s", request.lazy_function_name, _describe(error))
+                return
+            self.app.dispatch(lazy_only_request(request))  # its own failure is logged by Bolt
+        except Exception as error:  # noqa: BLE001 - as Bolt: a lazy function's failure is logged
+            self.logger.exception("Lazy function %s failed: %s", request.lazy_function_name, _describe(error))
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, SlackApiError):
+        return f"Slack answered {error.response.get('error')!r}"
+    return type(error).__name__
+
+
+def attach_thread_runner(app: App, executor: Executor) -> None:
+    app.listener_runner.lazy_listener_runner = ThreadLazyRunner(app, executor)
+
