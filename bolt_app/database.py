@@ -8,7 +8,6 @@ Several processes and hosts may share one database; anything that must happen on
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import urllib.parse
@@ -17,6 +16,11 @@ from typing import Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; msvcrt locks a byte of the file instead
+    fcntl = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
 
@@ -192,13 +196,9 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
         if not database or database == ":memory:":
             yield
             return
-        lock_path = Path(database).resolve().with_suffix(".migrate.lock")
-        with open(lock_path, "a+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        path = Path(database).resolve()
+        with file_lock(path.with_name(path.name + ".migrate-lock")):
+            yield
         return
     with engine.connect() as conn:
         if backend == "postgresql":
@@ -214,6 +214,62 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
             else:
                 conn.exec_driver_sql(f"SELECT RELEASE_LOCK('{MIGRATION_LOCK_NAME}')")
             conn.commit()
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock between processes on one host, on a file that exists only while the lock
+    is held or awaited: the holder deletes it before letting go, so nothing is left behind.
+
+    A process that was waiting on the deleted file finds, once it holds that file's lock, that the
+    path no longer names it; it opens the path afresh and waits there, so two processes never
+    both hold the lock (one on the old file, one on a new one)."""
+    while True:
+        handle = open(path, "a+b")
+        try:
+            _lock_file(handle)
+            try:
+                current = os.path.samestat(os.fstat(handle.fileno()), os.stat(path))
+            except FileNotFoundError:
+                current = False
+        except BaseException:
+            handle.close()
+            raise
+        if current:
+            break
+        handle.close()  # closing releases the lock on the stale file
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):  # Windows refuses to delete a file that is open elsewhere
+            os.unlink(path)
+        _unlock_file(handle)
+        handle.close()
+
+
+def _lock_file(handle) -> None:  # type: ignore[no-untyped-def]
+    if fcntl is not None:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        return
+    import msvcrt
+
+    handle.seek(0)
+    while True:
+        try:
+            msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK, 1)  # gives up after 10 s: wait on
+            return
+        except OSError:
+            continue
+
+
+def _unlock_file(handle) -> None:  # type: ignore[no-untyped-def]
+    if fcntl is not None:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    import msvcrt
+
+    handle.seek(0)
+    msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
 
 
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
