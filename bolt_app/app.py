@@ -145,8 +145,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> SlackApp:
         client.token = settings.bot_token
         app = SlackApp(
             signing_secret=settings.signing_secret,
-            client=client,
-            token=settings.bot_token,
+            client=client,  # carries the token (Bolt warns when given both)
             request_verification_enabled=False,
             **UNUSED_BOLT_MIDDLEWARE_OFF,
         )

@@ -98,6 +98,9 @@ class GunicornServer(BaseApplication):
             "errorlog": "-",
             "accesslog": None,
             "proc_name": "bolt-app",
+            # gunicorn 27's control socket (~/.gunicorn/gunicorn.ctl) is unused here, and several
+            # instances on one host would take it from each other.
+            "control_socket_disable": True,
             "when_ready": lambda server: mask_all_handlers(),
             "post_worker_init": lambda worker: mask_all_handlers(),
             # After the worker's last answer: its lazy processes finish their jobs, then end.
