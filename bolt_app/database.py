@@ -135,6 +135,69 @@ def _never_recreate(engine: Engine, path: str) -> None:
         existed[0] = True
 
 
+def check_connection(engine: Engine) -> None:
+    """Before anything else touches the database: a server that cannot be reached, a database that
+    does not exist, refused credentials or a SQLite folder that is missing become one
+    `StartupError` naming DATABASE_URL and the fix, instead of a driver traceback."""
+    from bolt_app.startup import StartupError
+
+    url = engine.url
+    if engine.dialect.name == "sqlite":
+        path = url.database
+        if not path or path == ":memory:" or url.query.get("uri"):
+            return
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise StartupError(
+                f"DATABASE_URL: the folder {folder} for the SQLite database does not exist. Create it, "
+                "or point DATABASE_URL at a file in an existing folder."
+            )
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise StartupError(
+                f"DATABASE_URL: this user may not write in {folder}, where the SQLite database and its "
+                "lock and key files live. Give it write access, or point DATABASE_URL at a writable folder."
+            )
+        return
+    try:
+        with engine.connect():
+            pass
+    except sa.exc.DBAPIError as error:
+        raise StartupError(_connection_problem(engine, error)) from error
+
+
+def _connection_problem(engine: Engine, error: sa.exc.DBAPIError) -> str:
+    url = engine.url
+    mysql = engine.dialect.name == "mysql"
+    server = "MySQL/MariaDB" if mysql else "PostgreSQL"
+    where = f"{url.host or 'localhost'}:{url.port or (3306 if mysql else 5432)}"
+    original = error.orig
+    code = original.args[0] if mysql and original.args and isinstance(original.args[0], int) else None
+    text = str(original)
+    if code == 1049 or ('database "' in text and "does not exist" in text):
+        name = url.database or ""
+        create = f"CREATE DATABASE {name}" if mysql else f"createdb {name}"
+        return (f"DATABASE_URL: the database {name!r} does not exist on {server} at {where}. Create it "
+                f"({create}), or name an existing database in DATABASE_URL.")
+    if code in (1044, 1045, 1698) or "password authentication failed" in text or (
+        'role "' in text and "does not exist" in text
+    ):
+        return (f"DATABASE_URL: {server} at {where} refused the user name or password. Correct them in "
+                "DATABASE_URL, or grant that user access.")
+    if code in (2003, 2005, 2013) or "connection failed" in text or "failed to resolve host" in text:
+        if "resolve" in text or "Name or service not known" in text or "nodename nor servname" in text:
+            reason = "host name not found"
+        elif "refused" in text:
+            reason = "connection refused"
+        elif "timeout" in text.lower() or "timed out" in text:
+            reason = "timed out"
+        else:
+            reason = "no connection"
+        return (f"DATABASE_URL: cannot reach {server} at {where} ({reason}). Start the database server, "
+                "or correct the host and port in DATABASE_URL.")
+    first = text.splitlines()[0][:160] if text else type(original).__name__
+    return f"DATABASE_URL: cannot connect to {server} at {where} ({first}). Check DATABASE_URL."
+
+
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 

@@ -25,6 +25,7 @@ def prepare_database(settings: Settings) -> None:
     """Run once in the master before workers fork: migrate (embedded default) or check the schema."""
     engine = database.create_engine(settings.database_url, pool_size=1)
     try:
+        database.check_connection(engine)  # before the SQLite key file or any migration
         keyring = None
         if settings.multi_workspace or settings.token_encryption_keys:
             # Resolved once here, before workers fork: a missing key on a server database stops
