@@ -17,6 +17,10 @@ from bolt_app.storage import crypto
 logger = logging.getLogger(__name__)
 
 GRACEFUL_TIMEOUT_SECONDS = 20
+# Idle time a kept-alive connection may wait for its next request. The reverse proxy's idle
+# upstream connections must expire sooner (deploy/nginx.conf: keepalive_timeout 4s), or it may
+# send a request on a connection gunicorn is closing.
+KEEPALIVE_SECONDS = 5
 # Within gunicorn's graceful timeout, leaving time for the worker's own in-flight requests.
 LAZY_DRAIN_SECONDS = 15
 
@@ -92,9 +96,21 @@ class GunicornServer(BaseApplication):
             "workers": settings.web_concurrency,
             "worker_class": "gthread",
             "threads": settings.web_threads,
+            # Slow clients: a gthread worker gives a connection one of its threads as soon as the
+            # first bytes arrive, and that thread then waits, with no time limit gunicorn lets us
+            # set, for the rest of the request. A few clients sending requests slowly (or never
+            # finishing them) hold every thread. `timeout` below is the worker's heartbeat and does
+            # not fire for them. So the app must not face the internet directly: in production
+            # nginx (deploy/nginx.conf) reads every request in full, under header and body
+            # timeouts, before gunicorn sees it; README "Running in production".
             "timeout": 30,
             "graceful_timeout": GRACEFUL_TIMEOUT_SECONDS,
-            "keepalive": 5,
+            "keepalive": KEEPALIVE_SECONDS,
+            # What is left to gunicorn: bounds on the request head (Slack's and browsers' requests
+            # are far below them); beyond them gunicorn answers 400/414 without calling the app.
+            "limit_request_line": 4094,
+            "limit_request_fields": 50,
+            "limit_request_field_size": 8190,
             "loglevel": settings.log_level.lower(),
             "errorlog": "-",
             "accesslog": None,
