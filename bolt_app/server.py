@@ -29,13 +29,17 @@ def prepare_database(settings: Settings) -> None:
     """Run once in the master before workers fork: migrate (embedded default) or check the schema."""
     engine = database.create_engine(settings.database_url, pool_size=1)
     try:
-        database.check_connection(engine)  # before the SQLite key file or any migration
+        if settings.is_sqlite:
+            database.check_connection(engine)  # its folder, before the key file is written there
         keyring = None
         if settings.multi_workspace or settings.token_encryption_keys:
             # Resolved once here, before workers fork: a missing key on a server database stops
             # start-up, and the SQLite key file is created (and logged) once.
             keyring = crypto.keyring_from_settings(settings)
             crypto.bind(engine, keyring)
+        if not settings.is_sqlite:
+            # After the keys: a missing key is reported whether or not the server answers.
+            database.check_connection(engine)
         auto = settings.auto_migrate if settings.auto_migrate is not None else settings.is_sqlite
         database.ensure_schema(engine, auto_migrate=auto)
         if keyring is not None:
