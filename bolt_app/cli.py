@@ -6,11 +6,13 @@ import argparse
 import logging
 import os
 import sys
+import traceback
 from typing import Callable, Sequence
 
 from bolt_app import database
 from bolt_app.logs import configure_logging
 from bolt_app.settings import Settings, SettingsError, load_settings
+from bolt_app.startup import StartupError, check_port, check_slack
 from bolt_app.storage import crypto
 from bolt_app.storage.crypto import TokenEncryptionError
 
@@ -74,6 +76,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TokenEncryptionError as error:
         print(f"The app cannot use the stored tokens: {error}", file=sys.stderr)
         return EXIT_CONFIG
+    except StartupError as error:
+        # One line naming the setting and the fix; the traceback only for those who asked for it.
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            traceback.print_exc()
+        print(str(error), file=sys.stderr)
+        return EXIT_CONFIG
 
 
 def _settings(purpose: str) -> Settings:
@@ -89,6 +97,9 @@ def _settings(purpose: str) -> Settings:
 
 def _serve(args: argparse.Namespace) -> int:
     settings = _settings("serve")
+    # Mistakes an operator can fix, found before anything is migrated or forked.
+    check_port(settings.host, settings.port)
+    check_slack(settings)
     if settings.socket_mode:
         # SLACK_APP_TOKEN: events over Socket Mode; /healthz and the OAuth pages still on PORT.
         from bolt_app.socket_mode import serve_socket_mode
@@ -102,6 +113,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _engine(settings: Settings):  # type: ignore[no-untyped-def]
     engine = database.create_engine(settings.database_url, pool_size=2)
+    database.check_connection(engine)
     if settings.token_encryption_keys or settings.is_sqlite:
         # Token columns (and migration 0003) use the keys the app uses.
         crypto.bind(engine, crypto.keyring_from_settings(settings))

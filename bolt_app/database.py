@@ -8,7 +8,6 @@ Several processes and hosts may share one database; anything that must happen on
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import urllib.parse
@@ -17,6 +16,11 @@ from typing import Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; msvcrt locks a byte of the file instead
+    fcntl = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
 
@@ -131,6 +135,69 @@ def _never_recreate(engine: Engine, path: str) -> None:
         existed[0] = True
 
 
+def check_connection(engine: Engine) -> None:
+    """Before anything else touches the database: a server that cannot be reached, a database that
+    does not exist, refused credentials or a SQLite folder that is missing become one
+    `StartupError` naming DATABASE_URL and the fix, instead of a driver traceback."""
+    from bolt_app.startup import StartupError
+
+    url = engine.url
+    if engine.dialect.name == "sqlite":
+        path = url.database
+        if not path or path == ":memory:" or url.query.get("uri"):
+            return
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise StartupError(
+                f"DATABASE_URL: the folder {folder} for the SQLite database does not exist. Create it, "
+                "or point DATABASE_URL at a file in an existing folder."
+            )
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise StartupError(
+                f"DATABASE_URL: this user may not write in {folder}, where the SQLite database and its "
+                "lock and key files live. Give it write access, or point DATABASE_URL at a writable folder."
+            )
+        return
+    try:
+        with engine.connect():
+            pass
+    except sa.exc.DBAPIError as error:
+        raise StartupError(_connection_problem(engine, error)) from error
+
+
+def _connection_problem(engine: Engine, error: sa.exc.DBAPIError) -> str:
+    url = engine.url
+    mysql = engine.dialect.name == "mysql"
+    server = "MySQL/MariaDB" if mysql else "PostgreSQL"
+    where = f"{url.host or 'localhost'}:{url.port or (3306 if mysql else 5432)}"
+    original = error.orig
+    code = original.args[0] if mysql and original.args and isinstance(original.args[0], int) else None
+    text = str(original)
+    if code == 1049 or ('database "' in text and "does not exist" in text):
+        name = url.database or ""
+        create = f"CREATE DATABASE {name}" if mysql else f"createdb {name}"
+        return (f"DATABASE_URL: the database {name!r} does not exist on {server} at {where}. Create it "
+                f"({create}), or name an existing database in DATABASE_URL.")
+    if code in (1044, 1045, 1698) or "password authentication failed" in text or (
+        'role "' in text and "does not exist" in text
+    ):
+        return (f"DATABASE_URL: {server} at {where} refused the user name or password. Correct them in "
+                "DATABASE_URL, or grant that user access.")
+    if code in (2003, 2005, 2013) or "connection failed" in text or "failed to resolve host" in text:
+        if "resolve" in text or "Name or service not known" in text or "nodename nor servname" in text:
+            reason = "host name not found"
+        elif "refused" in text:
+            reason = "connection refused"
+        elif "timeout" in text.lower() or "timed out" in text:
+            reason = "timed out"
+        else:
+            reason = "no connection"
+        return (f"DATABASE_URL: cannot reach {server} at {where} ({reason}). Start the database server, "
+                "or correct the host and port in DATABASE_URL.")
+    first = text.splitlines()[0][:160] if text else type(original).__name__
+    return f"DATABASE_URL: cannot connect to {server} at {where} ({first}). Check DATABASE_URL."
+
+
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
@@ -192,13 +259,9 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
         if not database or database == ":memory:":
             yield
             return
-        lock_path = Path(database).resolve().with_suffix(".migrate.lock")
-        with open(lock_path, "a+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        path = Path(database).resolve()
+        with file_lock(path.with_name(path.name + ".migrate-lock")):
+            yield
         return
     with engine.connect() as conn:
         if backend == "postgresql":
@@ -214,6 +277,62 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
             else:
                 conn.exec_driver_sql(f"SELECT RELEASE_LOCK('{MIGRATION_LOCK_NAME}')")
             conn.commit()
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock between processes on one host, on a file that exists only while the lock
+    is held or awaited: the holder deletes it before letting go, so nothing is left behind.
+
+    A process that was waiting on the deleted file finds, once it holds that file's lock, that the
+    path no longer names it; it opens the path afresh and waits there, so two processes never
+    both hold the lock (one on the old file, one on a new one)."""
+    while True:
+        handle = open(path, "a+b")
+        try:
+            _lock_file(handle)
+            try:
+                current = os.path.samestat(os.fstat(handle.fileno()), os.stat(path))
+            except FileNotFoundError:
+                current = False
+        except BaseException:
+            handle.close()
+            raise
+        if current:
+            break
+        handle.close()  # closing releases the lock on the stale file
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):  # Windows refuses to delete a file that is open elsewhere
+            os.unlink(path)
+        _unlock_file(handle)
+        handle.close()
+
+
+def _lock_file(handle) -> None:  # type: ignore[no-untyped-def]
+    if fcntl is not None:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        return
+    import msvcrt
+
+    handle.seek(0)
+    while True:
+        try:
+            msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK, 1)  # gives up after 10 s: wait on
+            return
+        except OSError:
+            continue
+
+
+def _unlock_file(handle) -> None:  # type: ignore[no-untyped-def]
+    if fcntl is not None:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    import msvcrt
+
+    handle.seek(0)
+    msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
 
 
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:

@@ -17,6 +17,9 @@ TOKEN_PATTERN = re.compile(r"\b(?:xox[abpers]|xapp)(?:\.xox[abp])?-[A-Za-z0-9-]+
 WEBHOOK_PATTERN = re.compile(r"(https?://hooks\.slack(?:-gov)?\.com/)[A-Za-z0-9/_-]+")
 MASK = "[redacted]"
 FORMAT = "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"
+# Libraries whose INFO lines tell an operator nothing (Alembic's plugin set-up and migration
+# context on every start; the app logs the schema upgrade itself). Shown at DEBUG.
+QUIET_BELOW_WARNING = ("alembic",)
 
 
 def mask_secrets(text: str, secrets: Iterable[str] = ()) -> str:
@@ -49,6 +52,8 @@ def configure_logging(level: str = "INFO", secrets: Iterable[str] = (), stream=N
         handler.is_app_handler = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     mask_all_handlers(formatter)
+    for name in QUIET_BELOW_WARNING:
+        logging.getLogger(name).setLevel(logging.NOTSET if str(level).upper() == "DEBUG" else logging.WARNING)
     # Warnings go through logging too, so they are masked like everything else.
     logging.captureWarnings(True)
 

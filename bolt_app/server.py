@@ -17,18 +17,27 @@ from bolt_app.storage import crypto
 logger = logging.getLogger(__name__)
 
 GRACEFUL_TIMEOUT_SECONDS = 20
+# Idle time a kept-alive connection may wait for its next request. The reverse proxy's idle
+# upstream connections must expire sooner (deploy/nginx.conf: keepalive_timeout 4s), or it may
+# send a request on a connection gunicorn is closing.
+KEEPALIVE_SECONDS = 5
 
 
 def prepare_database(settings: Settings) -> None:
     """Run once in the master before workers fork: migrate (embedded default) or check the schema."""
     engine = database.create_engine(settings.database_url, pool_size=1)
     try:
+        if settings.is_sqlite:
+            database.check_connection(engine)  # its folder, before the key file is written there
         keyring = None
         if settings.multi_workspace or settings.token_encryption_keys:
             # Resolved once here, before workers fork: a missing key on a server database stops
             # start-up, and the SQLite key file is created (and logged) once.
             keyring = crypto.keyring_from_settings(settings)
             crypto.bind(engine, keyring)
+        if not settings.is_sqlite:
+            # After the keys: a missing key is reported whether or not the server answers.
+            database.check_connection(engine)
         auto = settings.auto_migrate if settings.auto_migrate is not None else settings.is_sqlite
         database.ensure_schema(engine, auto_migrate=auto)
         if keyring is not None:
@@ -89,13 +98,28 @@ class GunicornServer(BaseApplication):
             "workers": settings.web_concurrency,
             "worker_class": "gthread",
             "threads": settings.web_threads,
+            # Slow clients: a gthread worker gives a connection one of its threads as soon as the
+            # first bytes arrive, and that thread then waits, with no time limit gunicorn lets us
+            # set, for the rest of the request. A few clients sending requests slowly (or never
+            # finishing them) hold every thread. `timeout` below is the worker's heartbeat and does
+            # not fire for them. So the app must not face the internet directly: in production
+            # nginx (deploy/nginx.conf) reads every request in full, under header and body
+            # timeouts, before gunicorn sees it; README "Running in production".
             "timeout": 30,
             "graceful_timeout": GRACEFUL_TIMEOUT_SECONDS,
-            "keepalive": 5,
+            "keepalive": KEEPALIVE_SECONDS,
+            # What is left to gunicorn: bounds on the request head (Slack's and browsers' requests
+            # are far below them); beyond them gunicorn answers 400/414 without calling the app.
+            "limit_request_line": 4094,
+            "limit_request_fields": 50,
+            "limit_request_field_size": 8190,
             "loglevel": settings.log_level.lower(),
             "errorlog": "-",
             "accesslog": None,
             "proc_name": "bolt-app",
+            # gunicorn 27's control socket (~/.gunicorn/gunicorn.ctl) is unused here, and several
+            # instances on one host would take it from each other.
+            "control_socket_disable": True,
             "when_ready": lambda server: mask_all_handlers(),
             "post_worker_init": lambda worker: mask_all_handlers(),
             **(options or {}),

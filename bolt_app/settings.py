@@ -109,6 +109,13 @@ def mask_url_password(url: str) -> str:
     return url
 
 
+def _is_memory_sqlite(url: str) -> bool:
+    parsed = urlparse(url)
+    if not parsed.scheme.startswith("sqlite"):
+        return False
+    return parsed.path in ("", "/", "/:memory:") or "mode=memory" in parsed.query
+
+
 def _split_list(value: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in value.split(",") if item.strip())
 
@@ -214,6 +221,12 @@ def load_settings(env: Mapping[str, str] | None = None, purpose: Purpose = "serv
         r.problems.append(
             "DATABASE_URL must be a sqlite:///, postgresql:// or mysql:// URL "
             f"(got one starting with {database_url.split(':', 1)[0]!r})."
+        )
+    elif _is_memory_sqlite(database_url):
+        r.problems.append(
+            "DATABASE_URL names an in-memory SQLite database: each process (the start-up migration, every "
+            "worker) would get its own empty one, lost on restart. Use a file (sqlite:///slack_app.db) or a "
+            "server database."
         )
 
     log_level = (r.text("LOG_LEVEL") or "INFO").upper()

@@ -201,7 +201,7 @@ class SocketModeRunner:
         except OSError as error:
             logger.error("Cannot serve HTTP on %s:%s (%s); set PORT to a free port", self.settings.host,
                          self.settings.port, error.strerror or error)
-            return 1
+            return EXIT_CONFIG
         try:
             if self.connect():
                 self._ever_connected = self.handler.client.is_connected()

@@ -20,7 +20,6 @@ start-up, a worker process), so what a newcomer sees in the sandbox is what the 
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -37,6 +36,11 @@ from bolt_app.manifest import load_manifest
 from slack_standin import SlackStandIn, console_store
 from slack_standin.console import Console
 from slack_standin.harness import AppProcess
+
+try:
+    import fcntl
+except ImportError:  # Windows: msvcrt locks a byte of the file instead
+    fcntl = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +100,20 @@ class Credentials:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(asdict(created), handle, indent=2)
         return created
+
+
+def _try_lock(handle: IO[str]) -> bool:
+    """Lock the open file for this process without waiting; False when another process holds it."""
+    try:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        else:
+            import msvcrt
+
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+    except OSError:
+        return False
+    return True
 
 
 def port_is_free(port: int, host: str = HOST) -> bool:
@@ -185,11 +203,9 @@ class Sandbox:
 
     def _take_folder_lock(self) -> None:
         handle = open(self.directory / ".lock", "w")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        if not _try_lock(handle):
             handle.close()
-            raise SandboxError(f"Another sandbox is already running from {self.directory}. Stop it first.") from None
+            raise SandboxError(f"Another sandbox is already running from {self.directory}. Stop it first.")
         self._lock_file = handle
 
     def _start(self) -> None:

@@ -12,7 +12,7 @@ from .support import settings_for
 
 def test_a_worker_moves_what_it_built_at_start_up_out_of_the_collectors_reach(standin, sqlite_url) -> None:
     database.upgrade(database.create_engine(sqlite_url, pool_size=1))
-    settings = settings_for(standin, sqlite_url, LAZY_PROCESSES="0")
+    settings = settings_for(standin, sqlite_url)
     gc.unfreeze()
     try:
         wsgi = build_wsgi(settings)

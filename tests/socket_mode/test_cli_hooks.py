@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -34,15 +35,54 @@ def cli_env(**extra: str) -> dict[str, str]:
     return {**base, "PATH": path, **extra}
 
 
+def merged(defaults: dict, project: dict) -> dict:
+    """The CLI's view: the get-hooks answer as defaults, the project's hooks.json over it, key by key."""
+    out = dict(defaults)
+    for key, value in project.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
 def test_project_files_declare_the_hooks_the_cli_needs() -> None:
-    config = json.loads((SLACK_DIR / "hooks.json").read_text())
-    assert set(config["hooks"]) >= {"get-manifest", "start"}
-    # The app manages its own Socket Mode connection (Bolt apps do); the CLI watches manifest.yml.
-    assert config["config"]["sdk-managed-connection-enabled"] is True
-    assert "manifest.yml" in config["config"]["watch"]["filter-regex"].replace("\\", "")
-    project = json.loads((SLACK_DIR / "config.json").read_text())
-    assert project["manifest"]["source"] == "local" and project["project_id"]
+    project = json.loads((SLACK_DIR / "hooks.json").read_text())
+    # get-hooks is Slack's own (slack-cli-hooks): the CLI runs it first, with no protocol flags.
+    assert project["hooks"]["get-hooks"].split()[-1] == "slack_cli_hooks.hooks.get_hooks"
+    done = subprocess.run(hook_command("get-hooks"), cwd=PROJECT_ROOT, env=cli_env(), capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    config = merged(json.loads(done.stdout), project)
+
+    hooks = config["hooks"]
+    # Ours only where this app differs: the YAML manifest and the token handling of `start`.
+    assert hooks["get-manifest"] == "python3 -m bolt_app.cli_hooks get-manifest"
+    assert hooks["start"] == "python3 -m bolt_app.cli_hooks start"
+    assert {"check-update", "doctor"} <= set(hooks)  # from slack-cli-hooks
+    assert all("slack_cli_hooks" in hooks[name] for name in ("check-update", "doctor"))
+    settings = config["config"]
+    assert settings["protocol-version"][0] == "message-boundaries"
+    # The app manages its own Socket Mode connection (Bolt apps do).
+    assert settings["sdk-managed-connection-enabled"] is True
+    # Watch, in the current format: the app's Python files restart it, manifest.yml reinstalls it.
+    watch = settings["watch"]
+    assert "filter-regex" not in watch and "paths" not in watch  # not the older flat format
+    assert watch["manifest"]["paths"] == ["manifest.yml"] and "filter-regex" not in watch["manifest"]
+    app_watch = re.compile(watch["app"]["filter-regex"])
+    assert app_watch.search("poll.py") and not app_watch.search("manifest.yml")
+    for path in watch["app"]["paths"] + watch["manifest"]["paths"]:
+        assert (PROJECT_ROOT / path).exists(), path
+    assert {"main.py", "bolt_app"} <= set(watch["app"]["paths"])  # not ".": no polling of .venv
+
+    project_config = json.loads((SLACK_DIR / "config.json").read_text())
+    assert project_config["manifest"]["source"] == "local" and project_config["project_id"]
     assert "apps.dev.json" in (SLACK_DIR / ".gitignore").read_text()  # per-developer app ids stay local
+
+
+def test_get_manifest_hook_speaks_the_negotiated_protocol() -> None:
+    command = hook_command("get-manifest") + ["--protocol", "message-boundaries", "--boundary", "b0und4ry"]
+    done = subprocess.run(command, cwd=PROJECT_ROOT, env=cli_env(), capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    _, answer, rest = done.stdout.split("b0und4ry")
+    assert json.loads(answer)["settings"]["socket_mode_enabled"] is True and rest.strip() == ""
 
 
 def test_get_manifest_hook_prints_manifest_yml_as_schema_valid_socket_mode_json() -> None:
