@@ -1,5 +1,6 @@
 """`app_mention`: a short help message, in the thread, with the token Bolt resolved for this
-workspace; a retried delivery of the same event (`X-Slack-Retry-Num`) posts no second reply.
+workspace; a retried delivery of the same event (`X-Slack-Retry-Num`), or the reply job run again
+after its queue worker was killed, posts no second reply (see features.idempotency: leases).
 
 Split Bolt's way into `ack=` (decide, before the answer) and `lazy=` (reply, after it), so the
 answer never waits for a Web API call."""
@@ -9,7 +10,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import sqlalchemy as sa
 from slack_bolt import Ack, App, BoltContext, BoltRequest
 from slack_sdk import WebClient
 
@@ -19,9 +19,6 @@ from bolt_app.features.polls.blocks import help_text
 from bolt_app.features.workspace import WorkspaceRef
 
 logger = logging.getLogger(__name__)
-
-# context["mention"]: what the reply step should do.
-REPLY, CLAIM_THEN_REPLY, SKIP = "reply", "claim_then_reply", "skip"
 
 
 def handle_app_mention(event: dict[str, Any], client: WebClient) -> None:
@@ -42,29 +39,24 @@ def register(app: App) -> None:
 
     def decide(ack: Ack, body: dict[str, Any], context: BoltContext, request: BoltRequest) -> None:
         if is_redelivery(request):
-            # Slack retries only deliveries that failed or timed out: the first attempt may
-            # still be running. Claim before answering; without the database this raises, the
-            # answer is 503 and Slack comes back later.
-            claimed = deliveries.claim(WorkspaceRef.from_context(context), event_key(body))
-            context["mention"] = REPLY if claimed else SKIP
-        else:
-            # A first delivery needs nothing durable before its answer; it is recorded after it,
-            # so a (rare) retry of it finds the record.
-            context["mention"] = CLAIM_THEN_REPLY
+            # Slack retries only deliveries that failed or timed out. Without the database this
+            # raises, the answer is 503 and Slack comes back later, rather than a reply that no
+            # lease could keep from repeating the first attempt's.
+            deliveries.is_done(WorkspaceRef.from_context(context), event_key(body))
         ack()
 
     def reply(event: dict[str, Any], body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
-        step = context.get("mention")
-        if step == CLAIM_THEN_REPLY:
-            key = event_key(body)
-            try:
-                if not deliveries.claim(WorkspaceRef.from_context(context), key):
-                    return  # a retry got here first
-            except sa.exc.DBAPIError as error:
-                logger.warning("Could not record mention %s (%s); answering it anyway", key, type(error).__name__)
-        elif step != REPLY:
-            return
-        handle_app_mention(event, client)
+        # Only the body and the database decide: with a task queue this runs in a worker process,
+        # where nothing the ack step put in the context arrives, and it may run more than once.
+        claim = deliveries.begin(WorkspaceRef.from_context(context), event_key(body))
+        if claim is None:
+            return  # replied already (or another attempt is replying)
+        try:
+            handle_app_mention(event, client)
+        except BaseException:
+            deliveries.abandon(claim)  # a retry may reply
+            raise
+        deliveries.finish(claim)
 
     app.event("app_mention")(ack=decide, lazy=[reply])
     # A first delivery is answered 200 whatever happens next: with lazy processes, the web
