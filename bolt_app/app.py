@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from bolt_app import database, lifecycle
+from bolt_app import background, database, lifecycle
 from bolt_app.features import Features, build_features
 from bolt_app.listeners import register_listeners
 from bolt_app.oauth.flow import CALLBACK_OPTIONS, AppOAuthFlow, StateCookie
@@ -50,6 +50,8 @@ class SlackApp(App):
     features: Features  # feature services the listeners use (polls, idempotency)
     # This worker's lazy processes (bolt_app/lazy_processes.attach), None when lazy work runs on threads.
     lazy_pool: Optional["LazyProcessPool"] = None
+    # The task queue `lazy=` work goes to (bolt_app/background.attach), None when it runs here.
+    task_queue: Optional[background.TaskQueue] = None
 
     def _init_context(self, req: BoltRequest) -> None:
         # Bolt's version builds a fresh WebClient per request; this copies the configured one
@@ -170,6 +172,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> SlackApp:
     app.error(_handle_error)
     register_listeners(app)
     lifecycle.streamline_listeners(app)
+    background.attach(app, settings)
     return app
 
 
@@ -183,7 +186,8 @@ def _handle_error(error: Exception, logger: logging.Logger, body: Any = None) ->
         # Wrong or missing key: an operator must fix SLACK_TOKEN_ENCRYPTION_KEYS; Slack retries meanwhile.
         logger.error("Request not processed, tokens cannot be decrypted: %s", _describe(error))
         return BoltResponse(status=503, body="", headers={"Retry-After": "1"})
-    if isinstance(error, (TokensTemporarilyUnavailable, OperationalError, DBAPIError, PoolTimeoutError)):
+    if isinstance(error, (TokensTemporarilyUnavailable, OperationalError, DBAPIError, PoolTimeoutError,
+                          background.QueueUnavailable)):
         # Not acknowledged: Slack retries the delivery once we can serve it again.
         logger.error("Request not processed, Slack will retry: %s", _describe(error))
         return BoltResponse(status=503, body="", headers={"Retry-After": "1"})

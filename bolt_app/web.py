@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 from slack_bolt import BoltRequest, BoltResponse
 from sqlalchemy import exc as sa_exc
 
-from bolt_app import database
+from bolt_app import background, database
 from bolt_app.app import SlackApp
 from bolt_app.lifecycle import MALFORMED_PAYLOAD_ERRORS, answers_first, defer_lazy, describe_location
 
@@ -153,7 +153,8 @@ class WebApp:
                 child.cancel_reservation()  # no close() will come to deliver it
                 raise
             return AnswerThenRun(answer, [functools.partial(self._deliver, child, request)])
-        lazy_starts = defer_lazy(request)
+        # With a task queue, lazy= work is enqueued during dispatch: in Redis before the answer.
+        lazy_starts = defer_lazy(request) if self.app.task_queue is None else []
         try:
             response = self.app.dispatch(request)
         except MALFORMED_PAYLOAD_ERRORS as error:
@@ -207,6 +208,11 @@ class WebApp:
             healthy = healthy and state == "connected"
             if not healthy:
                 payload["status"] = "unavailable"
+        queue_ok = background.queue_health(self.app)  # None without TASK_QUEUE_URL
+        if queue_ok is not None:
+            payload["queue"] = "ok" if queue_ok else "unreachable"
+            healthy = healthy and queue_ok
+            payload["status"] = "ok" if healthy else "unavailable"
         body = json.dumps(payload).encode()
         start_response(
             "200 OK" if healthy else "503 Service Unavailable",
