@@ -180,3 +180,29 @@ def test_a_rerun_after_a_lost_worker_replies_once(standin, sqlite_url, task_queu
     with app.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT claimed_until FROM processed_deliveries")).scalars().all() == [None]
     app.engine.dispose()
+
+
+def test_sigterm_lets_the_running_jobs_finish(standin, sqlite_url, task_queue_url, worker_factory) -> None:
+    settings = settings_for(standin, sqlite_url, TASK_QUEUE_URL=task_queue_url)
+    database.upgrade(database.create_engine(sqlite_url, pool_size=1))
+    app = create_app(settings)
+    ws = standin.create_workspace(name="Deploy")
+    install_direct(app, standin, ws.team_id)
+    with standin.capturing_requests() as captured:
+        for n in range(3):
+            standin.send_mention(ws, text=f"help {n}")
+    queue = TaskQueue(task_queue_url)
+    for raw, headers in captured:
+        queue.send(job_for("reply", BoltRequest(body=raw.decode(), headers=headers)))
+    standin.latency_seconds = 1.5  # every reply is still waiting on Slack when the signal comes
+    worker = worker_factory(sqlite_url, task_queue_url)
+    assert wait_for(lambda: fetched(queue) == 3, timeout=10)  # all three taken by the worker
+    assert worker.stop() == 0
+    assert len(replies(standin)) == 3 and queue.waiting() == 0, worker.logs()
+    assert "Worker stopped" in worker.logs()
+    app.engine.dispose()
+
+
+def fetched(queue: TaskQueue) -> int:
+    """Jobs a worker took off the queue and has not acknowledged (Dramatiq's `__acks__` sets)."""
+    return sum(queue.client.scard(key) for key in queue.client.keys("dramatiq:__acks__.*.bolt_lazy"))
