@@ -206,3 +206,28 @@ def test_sigterm_lets_the_running_jobs_finish(standin, sqlite_url, task_queue_ur
 def fetched(queue: TaskQueue) -> int:
     """Jobs a worker took off the queue and has not acknowledged (Dramatiq's `__acks__` sets)."""
     return sum(queue.client.scard(key) for key in queue.client.keys("dramatiq:__acks__.*.bolt_lazy"))
+
+
+def test_poll_votes_are_recorded_and_shown_by_the_worker(
+        standin, sqlite_url, task_queue_url, app_server_factory, worker_factory) -> None:
+    from bolt_app.features.polls.tables import poll_votes
+    from tests.e2e.test_polls import Calls, post_poll_with_command, rows, wait_message
+    from tests.listeners import payloads
+
+    server = app_server_factory(sqlite_url, TASK_QUEUE_URL=task_queue_url)
+    worker = worker_factory(sqlite_url, task_queue_url)
+    ws = standin.create_workspace(name="Polling")
+    assert install(server.url, standin, ws.team_id).response.status == 200
+    calls = Calls(standin)
+    poll_id, ts, _ = post_poll_with_command(standin, calls, ws, '"Lunch?" "Pizza" "Sushi"')
+    voter = standin.add_user(ws.team_id)
+    click = payloads.vote(ws.team_id, voter, poll_id, 0, ws.default_channel_id, ts)
+    calls.reset()
+    assert standin.send_interactive(ws, click).status == 200
+    assert standin.send_interactive(ws, click).status == 200  # the same click twice counts once
+    update = calls.wait("chat.update", ws)[0]
+    assert update.token_kind == "bot" and update.team_id == ws.team_id
+    wait_message(standin, ws, ts, f"<@{voter}>", "1 vote", "100%")
+    assert wait_for(lambda: TaskQueue(task_queue_url).waiting() == 0, timeout=10)
+    assert len(rows(sqlite_url, poll_votes, poll_id=poll_id)) == 1
+    assert "failed" not in worker.logs()
