@@ -1,8 +1,8 @@
 """At least once: a worker killed with -9 in the middle of a burst loses no job, and the re-runs
 post a second reply only for jobs that were mid-call when it died.
 
-The burst's size is a parameter: KILL_TEST_MENTIONS (default 200) mentions spread over
-KILL_TEST_WORKSPACES (default 10) installed workspaces, two workers of KILL_TEST_THREADS (4)
+The burst's size is a parameter: KILL_TEST_MENTIONS (default 600) mentions spread over
+KILL_TEST_WORKSPACES (default 20) installed workspaces, two workers of KILL_TEST_THREADS (4)
 threads; one is killed once a third of the replies are out, and another is started.
 """
 
@@ -17,8 +17,8 @@ from bolt_app.background import TaskQueue
 from tests.background.support import replies, replies_per_thread
 from tests.support import install, wait_for
 
-MENTIONS = int(os.environ.get("KILL_TEST_MENTIONS", "200"))
-WORKSPACES = int(os.environ.get("KILL_TEST_WORKSPACES", "10"))
+MENTIONS = int(os.environ.get("KILL_TEST_MENTIONS", "600"))
+WORKSPACES = int(os.environ.get("KILL_TEST_WORKSPACES", "20"))
 THREADS = int(os.environ.get("KILL_TEST_THREADS", "4"))
 
 
