@@ -7,13 +7,14 @@ and claims it by inserting a row with a unique key into `processed_deliveries`:
 
 - work that writes to the database claims in the same transaction as its writes, so the claim
   and the work commit or roll back together (a failed attempt can be retried by Slack);
-- work that only calls Slack (e.g. a reply to a mention) takes a lease on the delivery first
-  (`begin`): the row says until when this attempt may be doing the work (`claimed_until`) and
-  names it (`claim_token`). Once the work is done the lease becomes a final claim (`finish`);
-  if it fails the lease is given up (`abandon`), so a retry can do it. Another attempt skips
-  only finished work, takes over a lease that ran out (its attempt died: a killed queue worker,
-  a crashed process), and meets a live lease with `ClaimHeld` when lazy work runs from a queue
-  that retries (`retried`), so the job comes back once the lease is over.
+- work that only calls Slack (e.g. a reply to a mention) claims in its own transaction first
+  (`begin`). When a task queue runs it (`retried`: a job may run again after its worker died),
+  the claim is a lease: the row says until when this attempt may be doing the work
+  (`claimed_until`) and names it (`claim_token`); once the work is done the lease becomes a
+  final claim (`finish`), and if it fails it is given up (`abandon`) so a retry can do it.
+  Another attempt skips only finished work, takes over a lease that ran out, and meets a live
+  lease with `ClaimHeld`, so the job comes back once the lease is over. Without a queue nobody
+  runs the work again, and the claim is final at once (one write, as before leases).
 
 The insert is an "insert or ignore" on every backend: a duplicate is seen as "0 rows inserted"
 without an error, so it never aborts the surrounding transaction (PostgreSQL would).
@@ -218,10 +219,11 @@ def _row(ws: WorkspaceRef, key: str) -> dict[str, Any]:
 
 
 class Deliveries:
-    # True when lazy work runs from a queue that retries failed jobs (set by bolt_app/background.py):
-    # `begin` then raises ClaimHeld on a live lease and lets database errors through, so the job
-    # comes back later. Otherwise nobody would retry: a held delivery is skipped (its attempt is
-    # running), and without the database the work is done unrecorded rather than not at all.
+    # True when lazy work runs from a queue that runs a job again when its worker died and retries
+    # failed ones (set by bolt_app/background.py): `begin` then leases, raises ClaimHeld on a live
+    # lease and lets database errors through, so the job comes back later. Otherwise nobody would
+    # run it again: `begin` claims for good, and without the database the work is done
+    # unrecorded rather than not at all.
     retried: bool = False
 
     def __init__(self, engine: Engine, *, retention: timedelta = RETENTION, sweep_every: int = SWEEP_EVERY,
@@ -242,27 +244,30 @@ class Deliveries:
             return True
         if conn is not None:
             return insert_ignore(conn, processed_deliveries, _row(ws, key))
-        claimed = self._batcher.claim(_row(ws, key))
+        return self._claim(_row(ws, key))
+
+    def _claim(self, row: dict[str, Any]) -> bool:
+        """Insert `row` in its own (batched) transaction; True when inserted."""
+        claimed = self._batcher.claim(row)
         if claimed and secrets.randbelow(self.sweep_every) == 0:
             self.sweep()
         return claimed
 
     def begin(self, ws: WorkspaceRef, key: Optional[str]) -> Optional[Claim]:
-        """Lease `key`'s work (work that only calls Slack, e.g. a reply) for this attempt.
+        """Claim `key`'s work (work that only calls Slack, e.g. a reply) for this attempt; None:
+        skip it. Call `finish` once it is done, `abandon` if it failed.
 
-        None: skip it, the work was done (or, unless `retried`, another attempt holds it).
-        Raises ClaimHeld (only when `retried`) while another attempt's lease is live. A lease
-        that ran out is taken over. A None key always gets a (recordless) claim.
+        When `retried` (a queue runs this and may run it again): the claim is a lease. None when
+        the work was finished; a lease that ran out is taken over; ClaimHeld is raised while
+        another attempt's lease is live; database errors are raised (the job comes back).
+        Otherwise nobody runs it again, so the claim is final at once, as `claim` makes it (no
+        second write): None when any attempt claimed it before; without the database the work
+        goes ahead unrecorded. A None key always gets a (recordless) claim.
         """
         if key is None:
             return Claim(ws.key, None, None)
         try:
             return self._begin(ws, key)
-        except ClaimHeld:
-            if self.retried:
-                raise
-            logger.info("Skipped %s: another attempt is doing it", key.split(":", 1)[0])
-            return None
         except (sa.exc.DBAPIError, sa.exc.TimeoutError) as error:
             if self.retried:
                 raise
@@ -271,13 +276,14 @@ class Deliveries:
 
     def _begin(self, ws: WorkspaceRef, key: str) -> Optional[Claim]:
         now = utc_now()
+        if not self.retried:
+            row = _row(ws, key)
+            return Claim(ws.key, row["delivery_id"], None) if self._claim(row) else None
         token = secrets.token_hex(16)
         row = {**_row(ws, key), "claimed_until": now + self.lease, "claim_token": token}
         claim = Claim(ws.key, row["delivery_id"], token)
         # The common case, a first attempt, is one insert batched with other threads' claims.
-        if self._batcher.claim(row):
-            if secrets.randbelow(self.sweep_every) == 0:
-                self.sweep()
+        if self._claim(row):
             return claim
         c = processed_deliveries.c
         this = (c.workspace_key == ws.key) & (c.delivery_id == row["delivery_id"])
@@ -302,8 +308,8 @@ class Deliveries:
     def finish(self, claim: Claim) -> None:
         """The work is done: the lease becomes a final claim. Never raises: a failure is logged (a
         re-run of this job, should one come, would then redo the work once the lease is over)."""
-        if claim.delivery_id is None:
-            return
+        if claim.token is None:
+            return  # final already, or unrecorded
         c = processed_deliveries.c
         try:
             with write_transaction(self.engine) as conn:
@@ -318,8 +324,8 @@ class Deliveries:
 
     def abandon(self, claim: Claim) -> None:
         """The work failed: give the lease up so a retry can do it at once. Never raises (the
-        lease runs out by itself)."""
-        if claim.delivery_id is None:
+        lease runs out by itself). A final claim is kept: nobody would retry the work."""
+        if claim.token is None:
             return
         c = processed_deliveries.c
         try:
