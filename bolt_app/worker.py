@@ -127,8 +127,10 @@ def job_function(app: App) -> Callable[..., None]:
                 if response.status == RETRY_STATUS:
                     error = TokensTemporarilyUnavailable("database or tokens unavailable before the function ran")
                 elif response.status == 200:
-                    # Authorize found no installation (uninstalled meanwhile): nothing to do.
-                    logger.warning("%s not run: the workspace is not installed (answer %s)", what, response.status)
+                    # Authorize found no installation (uninstalled meanwhile), or no listener has a
+                    # lazy function by that name any more (a deploy renamed it): nothing to run.
+                    logger.warning("%s not run: no installation for the workspace, or no lazy function by that name",
+                                   what)
                     return
                 else:
                     error = JobFailed(f"dispatch answered {response.status} without running the function")
