@@ -23,11 +23,13 @@ bursts run beside it: one short burst alone moved a ratio by a third from one ru
     python bench/run.py --events 1000 --workspaces 50 --targets app,floor
     python bench/run.py --database postgresql # fresh PostgreSQL databases (TEST_POSTGRES_URL)
     python bench/run.py --scale               # also the 10 / 10 000 / 100 000 installations check
+    python bench/run.py --targets app,floor --queue redis://127.0.0.1:6379/9   # replies via the task queue
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import statistics
 import sys
@@ -52,6 +54,7 @@ from slack_standin import SlackStandIn  # noqa: E402
 from slack_standin.harness import (  # noqa: E402
     PROJECT_ROOT,
     AppProcess,
+    WorkerProcess,
     app_env,
     free_port,
     install,
@@ -85,6 +88,8 @@ def start_target(target: str, standin: SlackStandIn, url: str, workdir: Path, ar
     }
     port = free_port()
     command = None
+    if target == "app" and args.queue:
+        env["TASK_QUEUE_URL"] = args.queue
     if target == "app":
         database.upgrade(database.create_engine(url, pool_size=1))
     else:
@@ -97,7 +102,24 @@ def start_target(target: str, standin: SlackStandIn, url: str, workdir: Path, ar
         ]
     process = AppProcess(env=env, workdir=workdir, port=port, command=command)
     process.stats_dir = stats_dir  # type: ignore[attr-defined]
-    return process.start(timeout=60)
+    process.start(timeout=60)
+    # With --queue, the app's replies are made by `python main.py worker` processes (stopped with it).
+    process.queue_workers = []  # type: ignore[attr-defined]
+    try:
+        for n in range(args.queue_workers if target == "app" and args.queue else 0):
+            worker = WorkerProcess(env={**env, "WORKER_THREADS": str(args.threads), "LOG_LEVEL": "INFO"},
+                                   workdir=workdir, name=f"worker-{n}")
+            process.queue_workers.append(worker.start())  # type: ignore[attr-defined]
+    except BaseException:
+        stop_target(process)
+        raise
+    return process
+
+
+def stop_target(process: AppProcess) -> None:
+    process.stop()
+    for worker in getattr(process, "queue_workers", []):
+        worker.stop()
 
 
 def worker_rss_kib(master_pid: int) -> list[int]:
@@ -410,7 +432,9 @@ def ratio(a: float | None, b: float | None) -> str:
 def print_report(results: dict, args: argparse.Namespace) -> None:
     print()
     print(f"Benchmark: {args.workers} gthread workers x {args.threads} threads, Slack latency {args.latency * 1000:.0f} ms, "
-          f"{args.workspaces} workspaces, {args.events} mentions at concurrency {args.concurrency}, database {args.database}")
+          f"{args.workspaces} workspaces, {args.events} mentions at concurrency {args.concurrency}, database {args.database}"
+          + (f"; app's lazy work via the task queue, {args.queue_workers} worker(s) x {args.threads} threads"
+             if args.queue else ""))
     rows = [("target", "events/s", "replied/s", "p50 ms", "p95 ms", "p99 ms", "db q/event", "slack calls/event", "statuses")]
     for target in TARGETS:
         m = results.get(target, {}).get("mentions")
@@ -488,8 +512,18 @@ def main() -> int:
     parser.add_argument("--scale", action="store_true", help="also run the installation-count scale check (PostgreSQL)")
     parser.add_argument("--scale-sizes", default="10,10000,100000")
     parser.add_argument("--json", type=Path, default=None, help="default: bench/results/<time>.json")
+    parser.add_argument("--queue", metavar="REDIS_URL", default=None,
+                        help="the app enqueues its lazy work to this (empty) Redis database, emptied after the run")
+    parser.add_argument("--queue-workers", type=int, default=2, help="with --queue: `python main.py worker` processes")
     args = parser.parse_args()
     targets = [t for t in args.targets.split(",") if t]
+    if args.queue:
+        import redis
+
+        queue_db = redis.Redis.from_url(args.queue)
+        if queue_db.dbsize():
+            raise SystemExit(f"--queue: the Redis database {args.queue} is not empty; name an empty one")
+        atexit.register(queue_db.flushdb)  # emptied again however the run ends
 
     results: dict = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
     measured = [t for t in targets if t != "floor"]
@@ -524,7 +558,7 @@ def main() -> int:
                     if target == "app" and args.memory_events:
                         target_results["memory"] = workload_memory(process, standin, teams, args)
                 finally:
-                    process.stop()
+                    stop_target(process)
                     drop_database()
                 results[target] = target_results
                 print(json.dumps({k: v for k, v in target_results["mentions"].items() if k != "rounds"}), flush=True)

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from bolt_app import database, revocation
+from bolt_app import background, database, revocation
 from bolt_app.features import Features, FeaturesMiddleware, build_features
 from bolt_app.listeners import register_listeners
 from bolt_app.oauth.flow import CALLBACK_OPTIONS, AppOAuthFlow, StateCookie
@@ -49,6 +49,8 @@ class SlackApp(App):
     tokens: Optional[TokenService] = None
     authorize_cache: Optional[AuthorizeCache] = None
     features: Features  # feature services; listeners get them through the context (FeaturesMiddleware)
+    # The task queue `lazy=` work goes to (bolt_app/background.attach), None when it runs here.
+    task_queue: Optional[background.TaskQueue] = None
 
 
 # A few connections beyond the pool for a burst; each process holds at most
@@ -166,7 +168,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> SlackApp:
         # Uninstall deletes the workspace's feature data in the same transaction as its tokens.
         app.installation_store.deletion_hooks.extend(app.features.deletion_hooks())
     app.use(FeaturesMiddleware(app.features))
-    attach_thread_runner(app, lazy_executor)
+    if background.attach(app, settings) is None:
+        attach_thread_runner(app, lazy_executor)
     app.error(_handle_error)
     register_listeners(app)
     return app
@@ -182,7 +185,8 @@ def _handle_error(error: Exception, logger: logging.Logger, body: Any = None) ->
         # Wrong or missing key: an operator must fix SLACK_TOKEN_ENCRYPTION_KEYS; Slack retries meanwhile.
         logger.error("Request not processed, tokens cannot be decrypted: %s", _describe(error))
         return BoltResponse(status=503, body="", headers={"Retry-After": "1"})
-    if isinstance(error, (TokensTemporarilyUnavailable, OperationalError, DBAPIError, PoolTimeoutError)):
+    if isinstance(error, (TokensTemporarilyUnavailable, OperationalError, DBAPIError, PoolTimeoutError,
+                          background.QueueUnavailable)):
         # Not acknowledged: Slack retries the delivery once we can serve it again.
         logger.error("Request not processed, Slack will retry: %s", _describe(error))
         return BoltResponse(status=503, body="", headers={"Retry-After": "1"})

@@ -25,6 +25,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="main.py", description="Multi-workspace Slack app (Bolt for Python).")
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="serve HTTP (default; Socket Mode when SLACK_APP_TOKEN is set)")
+    sub.add_parser("worker", help="run the lazy work queued on TASK_QUEUE_URL (replies, votes); as many as you like")
+
+    jobs = sub.add_parser("jobs", help="the task queue's failed jobs").add_subparsers(dest="jobs_command", required=True)
+    jobs.add_parser("failed", help="jobs that failed for good: time, function, workspace, error (never their body)")
+    retry = jobs.add_parser("retry", help="put failed jobs back on the queue")
+    retry.add_argument("ids", nargs="*", metavar="ID", help="a failed job's id (or its first characters)")
+    retry.add_argument("--all", action="store_true", help="every failed job")
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
     db.add_parser("upgrade", help="migrate the schema to the current version (safe to run from many hosts)")
@@ -59,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = args.command or "serve"
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {
         "serve": _serve,
+        "worker": _worker,
+        "jobs": _jobs,
         "db": _db,
         "installations": _installations,
         "tokens": _tokens,
@@ -108,6 +117,52 @@ def _serve(args: argparse.Namespace) -> int:
     from bolt_app.server import serve
 
     serve(settings)
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from bolt_app.worker import run
+
+    return run(_settings("worker"))
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    from bolt_app.background import TaskQueue
+
+    settings = _settings("admin")
+    if not settings.task_queue_url:
+        print("Set TASK_QUEUE_URL to the task queue's Redis URL.", file=sys.stderr)
+        return EXIT_CONFIG
+    import redis
+
+    try:
+        return _jobs_on(TaskQueue(settings.task_queue_url), args)
+    except redis.RedisError as error:
+        print(f"The task queue cannot be reached ({type(error).__name__}) at {settings.task_queue_url_for_display}.",
+              file=sys.stderr)
+        return EXIT_FAILURES
+
+
+def _jobs_on(queue, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    if args.jobs_command == "failed":
+        failed = queue.failed_jobs()
+        if not failed:
+            print("No failed jobs.")
+            return 0
+        print(f"{'ID':<36}  {'FAILED AT (UTC)':<19}  {'FUNCTION':<20}  {'TEAM':<12}  {'TRIES':>5}  ERROR")
+        for job in failed:
+            print(f"{job.id:<36}  {job.failed_at:%Y-%m-%d %H:%M:%S}  {job.function:<20}  {job.team:<12}  "
+                  f"{job.attempts:>5}  {job.error}")
+        return 0
+    if bool(args.ids) == args.all:
+        print("Name the jobs to retry (their ids from `jobs failed`), or pass --all.", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        count = queue.retry_failed(None if args.all else args.ids)
+    except ValueError as error:
+        print(str(error), file=sys.stderr)
+        return EXIT_FAILURES
+    print(f"Put {count} job(s) back on the queue.")
     return 0
 
 

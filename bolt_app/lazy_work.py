@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import Executor
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from slack_bolt import App, BoltRequest
 from slack_bolt.kwargs_injection import build_required_kwargs
@@ -37,12 +37,22 @@ def call_lazy_function(function: Callable[..., Any], request: BoltRequest, log: 
     function(**kwargs)
 
 
-def lazy_only_request(request: BoltRequest) -> BoltRequest:
-    """A fresh request for the same delivery that runs only `request.lazy_function_name`, as
-    Bolt's Lambda adapter re-invokes itself (nothing from the first dispatch's context)."""
-    headers: dict[str, Any] = {name: list(values) for name, values in request.headers.items()}
+def lazy_only_headers(request: BoltRequest, function_name: str, keep: Sequence[str] | None = None) -> dict[str, list[str]]:
+    """`request`'s headers (all, or those named in `keep` and Slack's `x-slack-*`), marked to run
+    only `function_name`, as Bolt's Lambda adapter re-invokes itself."""
+    headers = {
+        name: list(values) for name, values in request.headers.items()
+        if keep is None or name in keep or name.startswith("x-slack-")
+    }
     headers[LAZY_ONLY_HEADER] = ["1"]
-    headers[LAZY_FUNCTION_HEADER] = [request.lazy_function_name]
+    headers[LAZY_FUNCTION_HEADER] = [function_name]
+    return headers
+
+
+def lazy_only_request(request: BoltRequest) -> BoltRequest:
+    """A fresh request for the same delivery that runs only `request.lazy_function_name`
+    (nothing from the first dispatch's context)."""
+    headers = lazy_only_headers(request, request.lazy_function_name or "")
     body = request.raw_body if request.mode == "http" else request.body
     return BoltRequest(body=body, query=request.query, headers=headers, mode=request.mode)
 

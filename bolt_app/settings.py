@@ -19,8 +19,9 @@ DEFAULT_API_URL = "https://slack.com/api/"
 DEFAULT_AUTHORIZE_URL = "https://slack.com/oauth/v2/authorize"
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
-# What each command needs: serving HTTP needs the signing secret; admin commands only the database.
-Purpose = Literal["serve", "socket", "admin"]
+# What each command needs: serving HTTP needs the signing secret; admin commands only the database;
+# a queue worker (`python main.py worker`) needs the credentials and TASK_QUEUE_URL.
+Purpose = Literal["serve", "socket", "admin", "worker"]
 
 
 class SettingsError(Exception):
@@ -63,6 +64,9 @@ class Settings:
     auto_migrate: bool | None = None
     token_encryption_keys: tuple[str, ...] = field(default=(), repr=False)
     query_stats_dir: str | None = None
+    # Lazy work on a queue (bolt_app/background.py) instead of this process's threads; may hold a password.
+    task_queue_url: str | None = field(default=None, repr=False)
+    worker_threads: int = 8
 
     @property
     def multi_workspace(self) -> bool:
@@ -82,6 +86,11 @@ class Settings:
         return mask_url_password(self.database_url)
 
     @property
+    def task_queue_url_for_display(self) -> str | None:
+        """TASK_QUEUE_URL with any password masked, for logs."""
+        return mask_url_password(self.task_queue_url) if self.task_queue_url else None
+
+    @property
     def secure_cookies(self) -> bool:
         """Cookies carry `Secure` only when the app is reached over https."""
         url = self.public_url or self.redirect_uri
@@ -91,12 +100,16 @@ class Settings:
     def secrets(self) -> tuple[str, ...]:
         """Every secret value set, for log masking."""
         values = (self.signing_secret, self.client_secret, self.bot_token, self.app_token)
-        return tuple(v for v in values + self.token_encryption_keys if v)
+        queue_password = urlparse(self.task_queue_url).password if self.task_queue_url else None
+        return tuple(v for v in values + self.token_encryption_keys + (queue_password,) if v)
 
     def __repr__(self) -> str:
         shown = []
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name == "task_queue_url":
+                shown.append(f"{f.name}={self.task_queue_url_for_display!r}")
+                continue
             shown.append(f"{f.name}={value!r}" if f.repr else f"{f.name}={'***' if value else None}")
         return f"Settings({', '.join(shown)})"
 
@@ -238,6 +251,10 @@ def load_settings(env: Mapping[str, str] | None = None, purpose: Purpose = "serv
     if install_mode not in ("page", "redirect"):
         r.problems.append(f"SLACK_INSTALL_PAGE must be 'page' or 'redirect' (got {install_mode!r}).")
 
+    task_queue_url = _task_queue_url(r)
+    if purpose == "worker" and task_queue_url is None and not r.text("TASK_QUEUE_URL"):
+        r.problems.append("TASK_QUEUE_URL is required to run a worker (the Redis URL the web processes enqueue to).")
+
     keys = _split_list(r.text("SLACK_TOKEN_ENCRYPTION_KEYS") or "")
     if keys:
         from bolt_app.storage.crypto import invalid_key_positions
@@ -274,10 +291,33 @@ def load_settings(env: Mapping[str, str] | None = None, purpose: Purpose = "serv
         auto_migrate=r.boolean("DATABASE_AUTO_MIGRATE", None),
         token_encryption_keys=keys,
         query_stats_dir=r.text("QUERY_STATS_DIR"),
+        task_queue_url=task_queue_url,
+        worker_threads=r.integer("WORKER_THREADS", 8, 1, 256),
     )
     if r.problems:
         raise SettingsError(r.problems)
     return settings
+
+
+def _task_queue_url(r: _Reader) -> str | None:
+    """TASK_QUEUE_URL: a Redis URL (redis:// or rediss://, optionally with a database number as its path)."""
+    raw = r.text("TASK_QUEUE_URL")
+    if raw is None:
+        return None
+    parsed = urlparse(raw)
+    if parsed.scheme not in ("redis", "rediss") or not parsed.hostname:
+        # Never echo the value: it may carry the Redis password.
+        r.problems.append("TASK_QUEUE_URL must be a redis:// or rediss:// URL with a host (e.g. redis://127.0.0.1:6379/0).")
+        return None
+    database = parsed.path.strip("/")
+    try:
+        port_ok = parsed.port is None or parsed.port > 0
+    except ValueError:
+        port_ok = False
+    if not port_ok or (database and not database.isdigit()):
+        r.problems.append("TASK_QUEUE_URL: the port and the database number (the path, e.g. /0) must be whole numbers.")
+        return None
+    return raw
 
 
 def _with_trailing_slash(url: str | None) -> str:

@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 from slack_bolt import BoltRequest, BoltResponse
 from sqlalchemy import exc as sa_exc
 
-from bolt_app import database
+from bolt_app import background, database
 from bolt_app.app import SlackApp
 from bolt_app.payload import MALFORMED_PAYLOAD_ERRORS, describe_location
 
@@ -147,6 +147,11 @@ class WebApp:
             healthy = healthy and state == "connected"
             if not healthy:
                 payload["status"] = "unavailable"
+        queue_ok = background.queue_health(self.app)  # None without TASK_QUEUE_URL
+        if queue_ok is not None:
+            payload["queue"] = "ok" if queue_ok else "unreachable"
+            healthy = healthy and queue_ok
+            payload["status"] = "ok" if healthy else "unavailable"
         body = json.dumps(payload).encode()
         start_response(
             "200 OK" if healthy else "503 Service Unavailable",

@@ -185,7 +185,7 @@ class AppProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(workdir) / f"server-{self.port}.log"
         self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE_"))},
+            **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE_", "TASK_QUEUE_"))},
             "HOST": "127.0.0.1",
             "PORT": str(self.port),
             "WEB_CONCURRENCY": "2",
@@ -237,3 +237,44 @@ class AppProcess:
                 self.process.wait()
         self._log_file.close()
         return self.process.returncode
+
+
+class WorkerProcess(AppProcess):
+    """`python main.py worker` (the task queue's consumer) as a subprocess: no HTTP port; ready
+    once it logs so (at INFO: keep LOG_LEVEL at INFO or DEBUG). Its environment is built like the
+    server's (give it TASK_QUEUE_URL)."""
+
+    def __init__(self, *, env: dict[str, str], workdir: Path, name: str = "worker"):
+        super().__init__(env={"WORKER_THREADS": "4", **env}, workdir=workdir,
+                         command=[sys.executable, str(PROJECT_ROOT / "main.py"), "worker"])
+        self.log_path = Path(workdir) / f"{name}.log"
+
+    def start(self, timeout: float = 30) -> "WorkerProcess":
+        self._log_file = open(self.log_path, "wb")
+        self.process = subprocess.Popen(self.command, cwd=self.cwd or self.log_path.parent, env=self.env,
+                                        stdout=self._log_file, stderr=subprocess.STDOUT)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.process.returncode}:\n{self.logs()}")
+            if "Worker ready" in self.logs():
+                return self
+            time.sleep(0.1)
+        self.process.kill()
+        self.process.wait()
+        raise RuntimeError(f"worker did not get ready:\n{self.logs()}")
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def kill(self) -> None:
+        """kill -9: no goodbye to Redis; the jobs in its hands stay unacknowledged."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self, timeout: float = 40) -> int | None:
+        # The worker finishes its running jobs (up to 25 s) before it exits.
+        return super().stop(timeout)

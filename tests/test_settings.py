@@ -112,3 +112,34 @@ def test_main_exits_nonzero_with_one_message(tmp_path) -> None:
     assert result.stderr.count("The app cannot start") == 1
     assert "SLACK_SIGNING_SECRET" in result.stderr and "PORT" in result.stderr
     assert "hush-hush-secret" not in result.stderr + result.stdout
+
+
+def test_task_queue_settings() -> None:
+    settings = load_settings({**GOOD, "TASK_QUEUE_URL": "redis://:queue-password-value@redis.internal:6379/3",
+                              "WORKER_THREADS": "4"})
+    assert settings.task_queue_url == "redis://:queue-password-value@redis.internal:6379/3"
+    assert settings.worker_threads == 4
+    assert "queue-password-value" not in repr(settings) and "queue-password-value" in settings.secrets
+    assert settings.task_queue_url_for_display == "redis://:***@redis.internal:6379/3"
+    assert load_settings(GOOD).task_queue_url is None
+    assert load_settings({**GOOD, "TASK_QUEUE_URL": "rediss://redis.internal"}, purpose="worker").task_queue_url
+
+
+@pytest.mark.parametrize(
+    "env, purpose, expected",
+    [
+        ({**GOOD, "TASK_QUEUE_URL": "http://redis.internal"}, "serve", "TASK_QUEUE_URL must be a redis://"),
+        ({**GOOD, "TASK_QUEUE_URL": "redis://redis.internal/zero"}, "serve", "database number"),
+        ({**GOOD, "WORKER_THREADS": "0"}, "serve", "WORKER_THREADS must be between"),
+        (GOOD, "worker", "TASK_QUEUE_URL is required to run a worker"),
+        ({"TASK_QUEUE_URL": "redis://h/1"}, "worker", "No Slack credentials"),
+    ],
+)
+def test_task_queue_problems(env: dict[str, str], purpose: str, expected: str) -> None:
+    found = problems(env, purpose)
+    assert any(expected in p for p in found), found
+
+
+def test_a_malformed_task_queue_url_is_never_echoed() -> None:
+    found = problems({**GOOD, "TASK_QUEUE_URL": "redis:/hunter2-password@"})
+    assert not any("hunter2" in p for p in found) and any("TASK_QUEUE_URL" in p for p in found)

@@ -8,7 +8,13 @@ and claims it by inserting a row with a unique key into `processed_deliveries`:
 - work that writes to the database claims in the same transaction as its writes, so the claim
   and the work commit or roll back together (a failed attempt can be retried by Slack);
 - work that only calls Slack (e.g. a reply to a mention) claims in its own transaction first
-  and releases the claim if the work fails, so the retry can do it.
+  (`begin`). When a task queue runs it (`retried`: a job may run again after its worker died),
+  the claim is a lease: the row says until when this attempt may be doing the work
+  (`claimed_until`) and names it (`claim_token`); once the work is done the lease becomes a
+  final claim (`finish`), and if it fails it is given up (`abandon`) so a retry can do it.
+  Another attempt skips only finished work, takes over a lease that ran out, and meets a live
+  lease with `ClaimHeld`, so the job comes back once the lease is over. Without a queue nobody
+  runs the work again, and the claim is final at once (one write, as before leases).
 
 The insert is an "insert or ignore" on every backend: a duplicate is seen as "0 rows inserted"
 without an error, so it never aborts the surrounding transaction (PostgreSQL would).
@@ -22,6 +28,7 @@ import hashlib
 import logging
 import secrets
 import threading
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Mapping, Optional, Sequence
 
@@ -44,12 +51,38 @@ processed_deliveries = sa.Table(
     sa.Column("delivery_id", sa.String(64), nullable=False),
     sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("received_at", sa.DateTime, nullable=False),
+    # A lease (see `Deliveries.begin`): until when the attempt named by claim_token may be doing
+    # the work. Both NULL: a final claim (the work is done, or committed with the claim).
+    sa.Column("claimed_until", sa.DateTime, nullable=True),
+    sa.Column("claim_token", sa.String(32), nullable=True),
     sa.PrimaryKeyConstraint("workspace_key", "delivery_id"),
     sa.Index(None, "received_at"),
 )
 
 RETENTION = timedelta(days=1)
 SWEEP_EVERY = 200  # sweep old rows on about one claim in this many
+# How long an attempt that began work which only calls Slack may take before another attempt may
+# take it over: longer than a Web API call with the client's own retries (10 s timeout, a few
+# quick retries), short enough that a job whose worker was killed is redone within a minute.
+LEASE = timedelta(seconds=30)
+
+
+class ClaimHeld(Exception):
+    """Another attempt holds a live lease on this delivery's work: try again in `retry_after` s."""
+
+    def __init__(self, retry_after: float):
+        super().__init__(f"another attempt holds this delivery for {retry_after:.0f} s more")
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A lease on one delivery's work (from `Deliveries.begin`): `finish` or `abandon` it.
+    `delivery_id` None: nothing was recorded (no key, or the database was unavailable)."""
+
+    workspace_key: str
+    delivery_id: Optional[str]
+    token: Optional[str]
 
 
 def event_key(body: Mapping[str, Any]) -> Optional[str]:
@@ -181,14 +214,25 @@ def _row(ws: WorkspaceRef, key: str) -> dict[str, Any]:
         "delivery_id": hashlib.sha256(key.encode("utf-8")).hexdigest(),
         "kind": key.split(":", 1)[0][:32],
         "received_at": utc_now(),
+        "claimed_until": None,
+        "claim_token": None,
     }
 
 
 class Deliveries(SharedService):
-    def __init__(self, engine: Engine, *, retention: timedelta = RETENTION, sweep_every: int = SWEEP_EVERY):
+    # True when lazy work runs from a queue that runs a job again when its worker died and retries
+    # failed ones (set by bolt_app/background.py): `begin` then leases, raises ClaimHeld on a live
+    # lease and lets database errors through, so the job comes back later. Otherwise nobody would
+    # run it again: `begin` claims for good, and without the database the work is done
+    # unrecorded rather than not at all.
+    retried: bool = False
+
+    def __init__(self, engine: Engine, *, retention: timedelta = RETENTION, sweep_every: int = SWEEP_EVERY,
+                 lease: timedelta = LEASE):
         self.engine = engine
         self.retention = retention
         self.sweep_every = sweep_every
+        self.lease = lease
         self._batcher = ClaimBatcher(engine, processed_deliveries)
 
     def claim(self, ws: WorkspaceRef, key: Optional[str], *, conn: Optional[Connection] = None) -> bool:
@@ -201,22 +245,111 @@ class Deliveries(SharedService):
             return True
         if conn is not None:
             return insert_ignore(conn, processed_deliveries, _row(ws, key))
-        claimed = self._batcher.claim(_row(ws, key))
+        return self._claim(_row(ws, key))
+
+    def _claim(self, row: dict[str, Any]) -> bool:
+        """Insert `row` in its own (batched) transaction; True when inserted."""
+        claimed = self._batcher.claim(row)
         if claimed and secrets.randbelow(self.sweep_every) == 0:
             self.sweep()
         return claimed
 
-    def is_claimed(self, ws: WorkspaceRef, key: Optional[str]) -> bool:
-        """True when `key` was claimed in this workspace (a database read: it raises when the
-        database is unavailable)."""
+    def begin(self, ws: WorkspaceRef, key: Optional[str], *, must_record: bool = False) -> Optional[Claim]:
+        """Claim `key`'s work (work that only calls Slack, e.g. a reply) for this attempt; None:
+        skip it. Call `finish` once it is done, `abandon` if it failed.
+
+        When `retried` (a queue runs this and may run it again): the claim is a lease. None when
+        the work was finished; a lease that ran out is taken over; ClaimHeld is raised while
+        another attempt's lease is live; database errors are raised (the job comes back).
+        Otherwise nobody runs it again, so the claim is final at once, as `claim` makes it (no
+        second write): None when any attempt claimed it before; without the database the work
+        goes ahead unrecorded, unless `must_record`. A None key always gets a (recordless) claim.
+        """
+        if key is None:
+            return Claim(ws.key, None, None)
+        try:
+            return self._begin(ws, key)
+        except (sa.exc.DBAPIError, sa.exc.TimeoutError) as error:
+            if self.retried or must_record:
+                raise
+            logger.warning("Could not record %r (%s); doing it anyway", key, type(error).__name__)
+            return Claim(ws.key, None, None)
+
+    def _begin(self, ws: WorkspaceRef, key: str) -> Optional[Claim]:
+        now = utc_now()
+        if not self.retried:
+            row = _row(ws, key)
+            return Claim(ws.key, row["delivery_id"], None) if self._claim(row) else None
+        token = secrets.token_hex(16)
+        row = {**_row(ws, key), "claimed_until": now + self.lease, "claim_token": token}
+        claim = Claim(ws.key, row["delivery_id"], token)
+        # The common case, a first attempt, is one insert batched with other threads' claims.
+        if self._claim(row):
+            return claim
+        c = processed_deliveries.c
+        this = (c.workspace_key == ws.key) & (c.delivery_id == row["delivery_id"])
+        with write_transaction(self.engine) as conn:
+            # One statement: of two attempts taking over the same expired lease, one updates the row.
+            taken = conn.execute(
+                processed_deliveries.update()
+                .where(this, c.claimed_until.is_not(None), c.claimed_until < now)
+                .values(claimed_until=row["claimed_until"], claim_token=token)
+            ).rowcount
+            if taken == 1:
+                logger.info("Took over %s: the attempt that began it did not finish within its lease", row["kind"])
+                return claim
+            found = conn.execute(sa.select(c.claimed_until).where(this)).first()
+            if found is None and insert_ignore(conn, processed_deliveries, row):
+                return claim  # abandoned in between
+        if found is not None and found.claimed_until is None:
+            return None  # done
+        until = found.claimed_until if found is not None else row["claimed_until"]
+        raise ClaimHeld(max((until - now).total_seconds(), 1.0))
+
+    def finish(self, claim: Claim) -> None:
+        """The work is done: the lease becomes a final claim. Never raises: a failure is logged (a
+        re-run of this job, should one come, would then redo the work once the lease is over)."""
+        if claim.token is None:
+            return  # final already, or unrecorded
+        c = processed_deliveries.c
+        try:
+            with write_transaction(self.engine) as conn:
+                conn.execute(
+                    processed_deliveries.update()
+                    .where(c.workspace_key == claim.workspace_key, c.delivery_id == claim.delivery_id,
+                           c.claim_token == claim.token)
+                    .values(claimed_until=None, claim_token=None)
+                )
+        except (sa.exc.DBAPIError, sa.exc.TimeoutError) as error:
+            logger.warning("Could not record finished work (%s)", type(error).__name__)
+
+    def abandon(self, claim: Claim) -> None:
+        """The work failed: give the claim up so a retry (the queue's, or the thread runner's run
+        after a refreshed token) can do it at once. Never raises (a lease runs out by itself)."""
+        if claim.delivery_id is None:
+            return
+        c = processed_deliveries.c
+        mine = c.claim_token == claim.token if claim.token is not None else c.claimed_until.is_(None)
+        try:
+            with write_transaction(self.engine) as conn:
+                conn.execute(
+                    processed_deliveries.delete().where(
+                        c.workspace_key == claim.workspace_key, c.delivery_id == claim.delivery_id, mine
+                    )
+                )
+        except (sa.exc.DBAPIError, sa.exc.TimeoutError) as error:
+            logger.warning("Could not give up a lease (%s); it runs out by itself", type(error).__name__)
+
+    def is_done(self, ws: WorkspaceRef, key: Optional[str]) -> bool:
+        """True when `key`'s work was finished (or claimed for good). Raises without the database."""
         if key is None:
             return False
         c = processed_deliveries.c
         with self.engine.connect() as conn:
             found = conn.execute(
-                sa.select(c.delivery_id).where(c.workspace_key == ws.key, c.delivery_id == _row(ws, key)["delivery_id"])
+                sa.select(c.claimed_until).where(c.workspace_key == ws.key, c.delivery_id == _row(ws, key)["delivery_id"])
             ).first()
-        return found is not None
+        return found is not None and found.claimed_until is None
 
     def release(self, ws: WorkspaceRef, key: Optional[str]) -> None:
         """Forget a claim whose work failed, so a retry of the delivery can do it."""

@@ -9,8 +9,9 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from bolt_app.database import write_transaction
-from bolt_app.features.idempotency import Deliveries, action_key, event_key, processed_deliveries
+from bolt_app.features.idempotency import ClaimHeld, Deliveries, action_key, event_key, processed_deliveries
 from bolt_app.features.workspace import WorkspaceRef
+from bolt_app.storage.tables import utc_now
 
 A, B = WorkspaceRef(None, "T0A"), WorkspaceRef(None, "T0B")
 
@@ -117,3 +118,88 @@ def test_a_failed_batch_fails_every_claim_in_it_and_the_next_batch_works(engine)
             conn.execute(sa.text("ALTER TABLE processed_deliveries_away RENAME TO processed_deliveries"))
     assert all(isinstance(r, sa.exc.DBAPIError) for r in results), results
     assert deliveries.claim(A, "event:F0")  # nothing was half-claimed, and the batcher is not stuck
+
+
+def _expire_leases(engine) -> None:  # type: ignore[no-untyped-def]
+    with engine.begin() as conn:
+        conn.execute(processed_deliveries.update().where(processed_deliveries.c.claimed_until.is_not(None))
+                     .values(claimed_until=utc_now() - timedelta(seconds=1)))
+
+
+def test_without_a_queue_begin_claims_for_good(engine) -> None:
+    deliveries = Deliveries(engine, sweep_every=10**9)
+    claim = deliveries.begin(A, "event:Ev1")
+    assert claim is not None and claim.token is None and deliveries.is_done(A, "event:Ev1")  # one write
+    assert deliveries.begin(A, "event:Ev1") is None  # Slack's retry, or the original after it
+    deliveries.abandon(claim)  # nobody would retry: the claim stays
+    _expire_leases(engine)
+    assert deliveries.begin(A, "event:Ev1") is None
+
+
+def test_a_lease_is_skipped_once_finished_and_taken_over_once_expired(engine) -> None:
+    deliveries = Deliveries(engine, sweep_every=10**9)
+    deliveries.retried = True
+    first = deliveries.begin(A, "event:Ev1")
+    assert first is not None and first.delivery_id is not None and first.token is not None
+    try:
+        deliveries.begin(A, "event:Ev1")
+    except ClaimHeld:
+        pass  # held by a live attempt
+    else:
+        raise AssertionError("a live lease was not reported")
+    assert not deliveries.is_done(A, "event:Ev1")
+    assert deliveries.begin(B, "event:Ev1") is not None  # another workspace's delivery is its own
+
+    # The attempt died before finishing (a killed worker): once its lease is over, a re-run takes over.
+    _expire_leases(engine)
+    second = deliveries.begin(A, "event:Ev1")
+    assert second is not None and second.token != first.token
+    deliveries.finish(first)  # the dead attempt's token finishes nothing
+    assert not deliveries.is_done(A, "event:Ev1")
+    deliveries.finish(second)
+    assert deliveries.is_done(A, "event:Ev1")
+    _expire_leases(engine)
+    assert deliveries.begin(A, "event:Ev1") is None  # done is done, whatever the time
+
+    # A failed attempt gives its lease up: the retry does the work at once.
+    third = deliveries.begin(A, "event:Ev2")
+    assert third is not None
+    deliveries.abandon(third)
+    assert deliveries.begin(A, "event:Ev2") is not None
+
+    # Claims made with claim() (work committed with its claim) are final for begin() too.
+    assert deliveries.claim(A, "view:V1")
+    assert deliveries.begin(A, "view:V1") is None and deliveries.is_done(A, "view:V1")
+    assert deliveries.begin(A, None) == deliveries.begin(A, None)  # nothing to deduplicate by
+
+
+def test_with_a_retrying_queue_a_live_lease_says_when_to_come_back(engine) -> None:
+    deliveries = Deliveries(engine, sweep_every=10**9, lease=timedelta(seconds=30))
+    deliveries.retried = True
+    assert deliveries.begin(A, "event:Ev1") is not None
+    try:
+        deliveries.begin(A, "event:Ev1")
+    except ClaimHeld as held:
+        assert 20 <= held.retry_after <= 31
+    else:
+        raise AssertionError("a live lease was not reported")
+
+
+def test_without_the_database_the_work_goes_ahead_unless_a_queue_retries_it(sqlite_engine) -> None:
+    deliveries = Deliveries(sqlite_engine, sweep_every=10**9)
+    with sqlite_engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE processed_deliveries RENAME TO processed_deliveries_away"))
+    try:
+        claim = deliveries.begin(A, "event:Ev1")
+        assert claim is not None and claim.delivery_id is None  # unrecorded
+        deliveries.finish(claim)
+        deliveries.retried = True
+        try:
+            deliveries.begin(A, "event:Ev1")
+        except sa.exc.DBAPIError:
+            pass
+        else:
+            raise AssertionError("the error did not reach the queue")
+    finally:
+        with sqlite_engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE processed_deliveries_away RENAME TO processed_deliveries"))

@@ -1,5 +1,6 @@
 """`app_mention`: a short help message, in the thread, with the token Bolt resolved for this
-workspace; a retried delivery of the same event (`X-Slack-Retry-Num`) posts no second reply.
+workspace; a retried delivery of the same event (`X-Slack-Retry-Num`), or the reply job run again
+after its queue worker was killed, posts no second reply (see features.idempotency: leases).
 
 Split Bolt's way into `ack=` (before the answer) and `lazy=` (the reply, after it), so the answer
 never waits for a Web API call. The reply depends only on the request body and the database:
@@ -11,7 +12,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import sqlalchemy as sa
 from slack_bolt import Ack, App, BoltContext, BoltRequest
 from slack_sdk import WebClient
 
@@ -41,7 +41,7 @@ def acknowledge_mention(ack: Ack, body: dict[str, Any], request: BoltRequest, co
         # Slack redelivers what failed or timed out; the first attempt may have replied. Answer
         # once the database can tell (without it this raises → 503, and Slack comes back later),
         # so an outage never turns into a duplicate reply.
-        deliveries.is_claimed(WorkspaceRef.from_context(context), event_key(body))
+        deliveries.is_done(WorkspaceRef.from_context(context), event_key(body))
     ack()
 
 
@@ -49,24 +49,19 @@ def reply_to_mention(
     event: dict[str, Any], body: dict[str, Any], client: WebClient, context: BoltContext, request: BoltRequest,
     deliveries: Deliveries,
 ) -> None:
-    key = event_key(body)
-    workspace = WorkspaceRef.from_context(context)
-    try:
-        if not deliveries.claim(workspace, key):
-            return  # another delivery of this event replied, or is replying
-    except sa.exc.DBAPIError as error:
-        if is_redelivery(request):
-            # Bolt starts lazy functions even when the `ack=` step failed: this delivery was
-            # answered 503 and comes back; replying now could repeat an earlier reply.
-            logger.warning("Could not record redelivered mention %r (%s); Slack will retry it", key,
-                           type(error).__name__)
-            return
-        logger.warning("Could not record mention %r (%s); answering it anyway", key, type(error).__name__)
+    # Only the body and the database decide: with a task queue this runs in a worker process,
+    # where nothing the ack step put in the context arrives, and it may run more than once.
+    # A redelivery is never replied to unrecorded: Bolt starts lazy functions even when the
+    # `ack=` step failed (503), and the first attempt may have replied.
+    claim = deliveries.begin(WorkspaceRef.from_context(context), event_key(body), must_record=is_redelivery(request))
+    if claim is None:
+        return  # replied already (or another attempt is replying)
     try:
         handle_app_mention(event, client)
-    except Exception:
-        deliveries.release(workspace, key)  # not replied: a retry of this work must not skip it
+    except BaseException:
+        deliveries.abandon(claim)  # a retry may reply
         raise
+    deliveries.finish(claim)
 
 
 def register(app: App) -> None:
