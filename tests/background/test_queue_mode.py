@@ -40,9 +40,9 @@ def test_the_job_is_in_redis_before_the_answer_and_carries_only_body_and_headers
 
     (stored,) = [json.loads(data) for data in queue.client.hvals("dramatiq:bolt_lazy.msgs")]
     job = stored["kwargs"]
-    assert job["body"] == raw.decode() and job["function"] == "reply" and job["team"] == ws.team_id
+    assert job["body"] == raw.decode() and job["function"] == "reply_to_mention" and job["team"] == ws.team_id
     assert job["headers"]["x-slack-bolt-lazy-only"] == ["1"]
-    assert job["headers"]["x-slack-bolt-lazy-function-name"] == ["reply"]
+    assert job["headers"]["x-slack-bolt-lazy-function-name"] == ["reply_to_mention"]
     assert set(job["headers"]) <= {"content-type", "x-slack-request-timestamp", "x-slack-signature",
                                    "x-slack-bolt-lazy-only", "x-slack-bolt-lazy-function-name"}
     assert replies(standin) == []  # nothing ran here
@@ -69,7 +69,7 @@ def test_jobs_wait_for_a_worker_which_replies_with_each_workspaces_token(
         late = standin.send_mention(first, text="from long ago")
     (raw, headers), = captured
     headers = {**headers, "X-Slack-Request-Timestamp": str(int(time.time()) - 6 * 60 - 30)}
-    queue.send(job_for("reply", BoltRequest(body=raw.decode(), headers=headers)))
+    queue.send(job_for("reply_to_mention", BoltRequest(body=raw.decode(), headers=headers)))
     time.sleep(0.5)
     assert replies(standin) == []
 
@@ -149,7 +149,7 @@ def test_rate_limits_are_waited_out_and_failures_kept_for_an_admin(
                       and out, timeout=15)
     assert listed and listed.returncode == 0, listed
     (line,) = [row for row in listed.stdout.splitlines() if "channel_not_found" in row]
-    assert "reply" in line and ws.team_id in line and "SlackApiError: channel_not_found (HTTP 200)" in line
+    assert "reply_to_mention" in line and ws.team_id in line and "SlackApiError: channel_not_found (HTTP 200)" in line
     assert "xox" not in listed.stdout and "into the void" not in listed.stdout  # no token, no body
     assert len(replies(standin)) == 2
 
@@ -170,7 +170,7 @@ def test_a_rerun_after_a_lost_worker_replies_once(standin, sqlite_url, task_queu
     with standin.capturing_requests() as captured:
         standin.send_mention(ws, text="hello")
     (raw, headers), = captured
-    job = job_for("reply", BoltRequest(body=raw.decode(), headers=headers))
+    job = job_for("reply_to_mention", BoltRequest(body=raw.decode(), headers=headers))
     queue = TaskQueue(task_queue_url)
     queue.send(job)
     queue.send(job)
@@ -193,7 +193,7 @@ def test_sigterm_lets_the_running_jobs_finish(standin, sqlite_url, task_queue_ur
             standin.send_mention(ws, text=f"help {n}")
     queue = TaskQueue(task_queue_url)
     for raw, headers in captured:
-        queue.send(job_for("reply", BoltRequest(body=raw.decode(), headers=headers)))
+        queue.send(job_for("reply_to_mention", BoltRequest(body=raw.decode(), headers=headers)))
     standin.latency_seconds = 1.5  # every reply is still waiting on Slack when the signal comes
     worker = worker_factory(sqlite_url, task_queue_url)
     assert wait_for(lambda: fetched(queue) == 3, timeout=10)  # all three taken by the worker

@@ -80,17 +80,17 @@ def test_a_job_carries_the_body_and_slack_headers_only() -> None:
     request = BoltRequest(body=raw, headers={"content-type": "application/x-www-form-urlencoded",
                                              "x-slack-signature": "v0=ab", "x-slack-request-timestamp": "1",
                                              "cookie": "session=1", "x-forwarded-for": "10.0.0.1"})
-    job = job_for("poll_vote", request)
-    assert job["body"] == raw and job["function"] == "poll_vote" and job["team"] == "T1"
+    job = job_for("handle_vote", request)
+    assert job["body"] == raw and job["function"] == "handle_vote" and job["team"] == "T1"
     assert set(job["headers"]) == {"content-type", "x-slack-signature", "x-slack-request-timestamp",
                                    "x-slack-bolt-lazy-only", "x-slack-bolt-lazy-function-name"}
     rebuilt = BoltRequest(body=job["body"], headers=job["headers"])
-    assert rebuilt.lazy_only and rebuilt.lazy_function_name == "poll_vote" and rebuilt.body == request.body
+    assert rebuilt.lazy_only and rebuilt.lazy_function_name == "handle_vote" and rebuilt.body == request.body
 
     # Socket Mode requests hold the parsed payload: it travels as JSON, which Bolt parses back.
     socket = BoltRequest(body={"type": "event_callback", "team_id": "T2", "event": {"type": "app_mention"}},
                          mode="socket_mode")
-    job = job_for("reply", socket)
+    job = job_for("reply_to_mention", socket)
     assert BoltRequest(body=job["body"], headers=job["headers"]).body == socket.body and job["team"] == "T2"
 
 

@@ -100,10 +100,12 @@ def all_tables(engine: Engine) -> list[sa.Table]:
     return tables
 
 
-def _raw_select(table: sa.Table) -> sa.Select:
-    # Untyped columns cast to text: token columns are read as stored, never decrypted.
-    raw = sa.table(table.name, *(sa.column(c.name) for c in table.columns))
-    return sa.select(*(sa.cast(raw.c[c.name], sa.Text).label(c.name) for c in table.columns))
+def _raw_select(conn: sa.Connection, table: sa.Table) -> sa.Select:
+    # Untyped columns cast to text: token columns are read as stored, never decrypted. The columns
+    # are the database's own (an older schema revision may lack some of the model's).
+    names = [column["name"] for column in sa.inspect(conn).get_columns(table.name)]
+    raw = sa.table(table.name, *(sa.column(name) for name in names))
+    return sa.select(*(sa.cast(raw.c[name], sa.Text).label(name) for name in names))
 
 
 def raw_rows(engine: Engine) -> dict[str, list[dict[str, Optional[str]]]]:
@@ -111,7 +113,7 @@ def raw_rows(engine: Engine) -> dict[str, list[dict[str, Optional[str]]]]:
     out: dict[str, list[dict[str, Optional[str]]]] = {}
     with engine.connect() as conn:
         for table in all_tables(engine):
-            query = _raw_select(table)
+            query = _raw_select(conn, table)
             out[table.name] = [dict(row._mapping) for row in conn.execute(query)]
     return out
 
