@@ -27,7 +27,7 @@ def unavailable_reason() -> str | None:
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        return "the playwright package is not installed (pip install -r requirements.txt)"
+        return "the playwright package is not installed (pip install -r requirements-dev.txt)"
     if not shutil.which("chromium"):
         return "no chromium on PATH (Debian: apt-get install chromium)"
     return None
