@@ -18,6 +18,8 @@ from slack_bolt.kwargs_injection import build_required_kwargs
 from slack_bolt.lazy_listener import ThreadLazyListenerRunner
 from slack_bolt.util.utils import get_arg_names_of_callable
 from slack_sdk.errors import SlackApiError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +76,10 @@ class ThreadLazyRunner(ThreadLazyListenerRunner):
                 return
             self.app.dispatch(lazy_only_request(request))  # its own failure is logged by Bolt
         except Exception as error:  # noqa: BLE001 - as Bolt: a lazy function's failure is logged
-            self.logger.exception("Lazy function %s failed: %s", request.lazy_function_name, _describe(error))
+            # An outage is one line; anything else is a bug, with its traceback.
+            outage = isinstance(error, (DBAPIError, PoolTimeoutError))
+            self.logger.error("Lazy function %s failed: %s", request.lazy_function_name, _describe(error),
+                              exc_info=not outage)
 
 
 def _describe(error: Exception) -> str:
