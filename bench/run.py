@@ -62,7 +62,9 @@ from slack_standin.harness import (  # noqa: E402
     wait_for,
 )
 
-TARGETS = ("stock", "app", "floor")
+TARGETS = ("stock", "app", "queue", "floor")
+# The app itself: lazy work on its threads ("app") or through the task queue ("queue", with --queue).
+APP_TARGETS = ("app", "queue")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
@@ -88,9 +90,9 @@ def start_target(target: str, standin: SlackStandIn, url: str, workdir: Path, ar
     }
     port = free_port()
     command = None
-    if target == "app" and args.queue:
+    if target == "queue":
         env["TASK_QUEUE_URL"] = args.queue
-    if target == "app":
+    if target in APP_TARGETS:
         database.upgrade(database.create_engine(url, pool_size=1))
     else:
         if target == "stock":
@@ -106,7 +108,7 @@ def start_target(target: str, standin: SlackStandIn, url: str, workdir: Path, ar
     # With --queue, the app's replies are made by `python main.py worker` processes (stopped with it).
     process.queue_workers = []  # type: ignore[attr-defined]
     try:
-        for n in range(args.queue_workers if target == "app" and args.queue else 0):
+        for n in range(args.queue_workers if target == "queue" else 0):
             worker = WorkerProcess(env={**env, "WORKER_THREADS": str(args.threads), "LOG_LEVEL": "INFO"},
                                    workdir=workdir, name=f"worker-{n}")
             process.queue_workers.append(worker.start())  # type: ignore[attr-defined]
@@ -383,7 +385,7 @@ def workload_rotation(target: str, process: AppProcess, standin: SlackStandIn, u
     replies = replies_done(standin, acked, 60)
     refreshes = [c for c in standin.calls_for("oauth.v2.access") if c.params.get("grant_type") == "refresh_token"]
     engine.dispose()
-    if target == "app":
+    if target in APP_TARGETS:
         store = app_store(standin, url)
     else:
         from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallationStore
@@ -425,6 +427,35 @@ def workload_memory(process: AppProcess, standin: SlackStandIn, teams: list, arg
 # ------------------------------------------------------------------ report
 
 
+def workload_kill(process: AppProcess, standin: SlackStandIn, teams: list, workdir: Path, args) -> dict:  # type: ignore[no-untyped-def]
+    """The kill scenario (bench/kill.py) against this app, with workers of its own."""
+    from bench.kill import run_kill
+    from bolt_app.background import TaskQueue
+
+    for worker in process.queue_workers:  # type: ignore[attr-defined]
+        worker.stop()
+    quiesce(standin)
+    standin.request_url = f"{process.url}/slack/events"
+    started: list[WorkerProcess] = []
+
+    def start_worker() -> WorkerProcess:
+        worker = WorkerProcess(env={**process.env, "WORKER_THREADS": "4", "LOG_LEVEL": "INFO"},
+                               workdir=workdir, name=f"kill-worker-{len(started)}")
+        started.append(worker.start())
+        return worker
+
+    try:
+        figures = run_kill(standin, teams[:args.kill_workspaces], start_worker, mentions=args.kill_mentions,
+                           threads=4, waiting=TaskQueue(args.queue).waiting)
+    finally:
+        for worker in started:
+            worker.stop()
+    print(figures.summary(), flush=True)
+    return {"mentions": figures.mentions, "answered_200": len(figures.acknowledged),
+            "without_reply": len(figures.unreplied), "duplicates": figures.duplicates,
+            "rerun_first_s": round(figures.rerun_first_s, 1), "rerun_last_s": round(figures.rerun_last_s, 1)}
+
+
 def ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}x" if a and b else "-"
 
@@ -433,8 +464,8 @@ def print_report(results: dict, args: argparse.Namespace) -> None:
     print()
     print(f"Benchmark: {args.workers} gthread workers x {args.threads} threads, Slack latency {args.latency * 1000:.0f} ms, "
           f"{args.workspaces} workspaces, {args.events} mentions at concurrency {args.concurrency}, database {args.database}"
-          + (f"; app's lazy work via the task queue, {args.queue_workers} worker(s) x {args.threads} threads"
-             if args.queue else ""))
+          + (f"; queue: the app with its lazy work via the task queue, {args.queue_workers} worker(s) x "
+             f"{args.threads} threads" if args.queue else ""))
     rows = [("target", "events/s", "replied/s", "p50 ms", "p95 ms", "p99 ms", "db q/event", "slack calls/event", "statuses")]
     for target in TARGETS:
         m = results.get(target, {}).get("mentions")
@@ -455,12 +486,21 @@ def print_report(results: dict, args: argparse.Namespace) -> None:
             ratio(app["events_per_second"], (floor or {}).get("events_per_second")),
             ratio(app["p99_ms"], (floor or {}).get("p99_ms"))))
         print("  replied/s counts events until their reply was posted; last reply after the last answer: " + ", ".join(
-            f"{t} {results[t]['mentions']['last_reply_after_last_ack_s']} s" for t in ("stock", "app")
+            f"{t} {results[t]['mentions']['last_reply_after_last_ack_s']} s" for t in ("stock", "app", "queue")
             if "last_reply_after_last_ack_s" in results.get(t, {}).get("mentions", {})))
         print("  replied/s ratio app/stock {}".format(
             ratio(app.get("replied_per_second"), (stock or {}).get("replied_per_second"))))
+    queue = results.get("queue", {}).get("mentions")
+    if queue:
+        # Against the floor bursts run beside the queue target's own.
+        queue_floor = results.get("floor", {}).get("mentions_beside", {}).get("queue") or {}
+        print("  ratios (task queue): queue/stock events/s {}   queue/floor events/s {}   queue p99 / floor p99 {}"
+              "   last reply {} s after the last answer".format(
+                  ratio(queue["events_per_second"], (stock or {}).get("events_per_second")),
+                  ratio(queue["events_per_second"], queue_floor.get("events_per_second")),
+                  ratio(queue["p99_ms"], queue_floor.get("p99_ms")), queue.get("last_reply_after_last_ack_s")))
     print("\n(a) installs")
-    for target in ("stock", "app"):
+    for target in ("stock", "app", "queue"):
         i = results.get(target, {}).get("installs")
         if i:
             print(f"  {target:6} {i['installs_per_second']} installs/s, p50 {i['p50_ms']} ms, p99 {i['p99_ms']} ms, "
@@ -475,7 +515,7 @@ def print_report(results: dict, args: argparse.Namespace) -> None:
     else:
         print("  skipped (no /poll listener in this build)")
     print("\n(d) rotation burst")
-    for target in ("stock", "app"):
+    for target in ("stock", "app", "queue"):
         r = results.get(target, {}).get("rotation")
         if r:
             print(f"  {target:6} refresh calls {r['refresh_calls']} (ideal {r['ideal_refresh_calls']}, failed "
@@ -515,8 +555,19 @@ def main() -> int:
     parser.add_argument("--queue", metavar="REDIS_URL", default=None,
                         help="the app enqueues its lazy work to this (empty) Redis database, emptied after the run")
     parser.add_argument("--queue-workers", type=int, default=2, help="with --queue: `python main.py worker` processes")
+    parser.add_argument("--kill", action="store_true",
+                        help="with --queue: after the workloads, the kill scenario (bench/kill.py): 600 mentions over "
+                             "20 workspaces, one of two workers killed with SIGKILL after a third of the replies")
+    parser.add_argument("--kill-mentions", type=int, default=600)
+    parser.add_argument("--kill-workspaces", type=int, default=20)
     args = parser.parse_args()
+    if args.kill and not args.queue:
+        raise SystemExit("--kill needs --queue REDIS_URL")
     targets = [t for t in args.targets.split(",") if t]
+    if args.queue and "queue" not in targets:
+        targets.insert(targets.index("app") + 1 if "app" in targets else 0, "queue")
+    if "queue" in targets and not args.queue:
+        raise SystemExit("the queue target needs --queue REDIS_URL")
     if args.queue:
         import redis
 
@@ -550,13 +601,15 @@ def main() -> int:
                     target_results["mentions"], beside = workload_mentions(target, process, standin, teams, args, floor)
                     if beside is not None:
                         results.setdefault("floor", {}).setdefault("mentions_beside", {})[target] = beside
-                    if target == "app":
+                    if target in APP_TARGETS:
                         polls = workload_polls(process, standin, teams, args)
                         if polls:
                             target_results["polls"] = polls
                     target_results["rotation"] = workload_rotation(target, process, standin, url, teams, args)
-                    if target == "app" and args.memory_events:
+                    if target in APP_TARGETS and args.memory_events:
                         target_results["memory"] = workload_memory(process, standin, teams, args)
+                    if target == "queue" and args.kill:
+                        target_results["kill"] = workload_kill(process, standin, teams, workdir, args)
                 finally:
                     stop_target(process)
                     drop_database()
@@ -568,7 +621,7 @@ def main() -> int:
         if "floor" in results:
             # The floor's row and the ratios use the floor bursts run beside the app's (or stock's).
             beside = results["floor"]["mentions_beside"]
-            results["floor"]["mentions"] = beside.get("app") or beside.get("stock")
+            results["floor"]["mentions"] = beside.get("app") or beside.get("queue") or beside.get("stock")
     if args.scale:
         from bench.scale import run_scale
 
