@@ -124,6 +124,8 @@ class SlackStandIn(_OAuthMixin, _WebApiMixin, _AppClientMixin, _SocketModeMixin)
 
     def _response_url(self, rid: str, headers: dict[str, str], body: bytes) -> Response:
         """What the app posts to a slash command's / interaction's ``response_url``."""
+        if self.response_url_delay_seconds:
+            time.sleep(self.response_url_delay_seconds)
         text = body.decode("utf-8", "replace")
         if headers.get("content-type", "").startswith("application/json"):
             try:
