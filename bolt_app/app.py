@@ -6,17 +6,19 @@ Tests build as many independent apps as they like; nothing here is global.
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from concurrent.futures import ThreadPoolExecutor
 
 from slack_bolt import App, BoltResponse
+from slack_bolt.error import BoltUnhandledRequestError
 from slack_bolt.oauth.oauth_settings import OAuthSettings
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from bolt_app import database, revocation
+from bolt_app.answers import UnhandledRequests
 from bolt_app.features import Features, FeaturesMiddleware, build_features
 from bolt_app.listeners import register_listeners
 from bolt_app.oauth.flow import CALLBACK_OPTIONS, AppOAuthFlow, StateCookie
@@ -99,6 +101,9 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> SlackApp:
         listener_executor=lazy_executor,
         # Payload shape checks before authorize reads the ids (HTTP and Socket Mode alike).
         before_authorize=PayloadCheck(settings.api_url),
+        # A signed, well-formed request no listener takes reaches the error handler (instead of
+        # Bolt's 404), which answers it 200 with what Slack expects (bolt_app/answers.py).
+        raise_error_for_unhandled_request=True,
         **UNUSED_BOLT_MIDDLEWARE_OFF,
     )
     tokens: TokenService | None = None
@@ -167,9 +172,20 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> SlackApp:
         app.installation_store.deletion_hooks.extend(app.features.deletion_hooks())
     app.use(FeaturesMiddleware(app.features))
     attach_thread_runner(app, lazy_executor)
-    app.error(_handle_error)
+    app.error(error_handler(UnhandledRequests()))
     register_listeners(app)
     return app
+
+
+def error_handler(unhandled: UnhandledRequests) -> Callable[..., Optional[BoltResponse]]:
+    """The app's error handler (`app.error`), with the per-process state its answers need."""
+
+    def handle_error(error: Exception, logger: logging.Logger, body: Any = None) -> Optional[BoltResponse]:
+        if isinstance(error, BoltUnhandledRequestError):
+            return unhandled.answer(body)
+        return _handle_error(error, logger, body)
+
+    return handle_error
 
 
 def _handle_error(error: Exception, logger: logging.Logger, body: Any = None) -> Optional[BoltResponse]:

@@ -1,0 +1,18 @@
+"""Fixtures for requests shaped like Slack's published samples (tests/payloads/slack_samples.py)."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+
+from tests.security.support import LiveApp, start_live_app
+
+
+@pytest.fixture
+def live_app(standin, sqlite_url) -> Iterator[LiveApp]:
+    """The app served in-process (threads) on SQLite, pointed at the stand-in."""
+    live = start_live_app(standin, sqlite_url)
+    yield live
+    live.server.stop()
+    live.engine.dispose()
