@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from bolt_app import database, revocation
-from bolt_app.answers import UnhandledRequests
+from bolt_app.answers import NotInstalledAnswers, UnhandledRequests
 from bolt_app.features import Features, FeaturesMiddleware, build_features
 from bolt_app.listeners import register_listeners
 from bolt_app.oauth.flow import CALLBACK_OPTIONS, AppOAuthFlow, StateCookie
@@ -31,6 +31,7 @@ from bolt_app.tokens.authorize import AuthorizeCache, StoreAuthorize
 from bolt_app.payload import PayloadCheck, describe_location, raised_by_bolt_on_payload
 from bolt_app.lazy_work import attach_thread_runner
 from bolt_app.tokens.client import build_web_client
+from bolt_app.tokens.installed import WorkspaceNotInstalled
 from bolt_app.tokens.rejections import TokenRejections
 from bolt_app.tokens.rotation import InstallationNeedsReinstall, TokenService, TokensTemporarilyUnavailable
 
@@ -172,17 +173,21 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> SlackApp:
         app.installation_store.deletion_hooks.extend(app.features.deletion_hooks())
     app.use(FeaturesMiddleware(app.features))
     attach_thread_runner(app, lazy_executor)
-    app.error(error_handler(UnhandledRequests()))
+    app.error(error_handler(UnhandledRequests(), NotInstalledAnswers(lazy_executor)))
     register_listeners(app)
     return app
 
 
-def error_handler(unhandled: UnhandledRequests) -> Callable[..., Optional[BoltResponse]]:
+def error_handler(
+    unhandled: UnhandledRequests, not_installed: NotInstalledAnswers
+) -> Callable[..., Optional[BoltResponse]]:
     """The app's error handler (`app.error`), with the per-process state its answers need."""
 
     def handle_error(error: Exception, logger: logging.Logger, body: Any = None) -> Optional[BoltResponse]:
         if isinstance(error, BoltUnhandledRequestError):
             return unhandled.answer(body)
+        if isinstance(error, WorkspaceNotInstalled):
+            return not_installed.answer(body, error.workspace_key)
         return _handle_error(error, logger, body)
 
     return handle_error

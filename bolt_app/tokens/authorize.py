@@ -21,6 +21,7 @@ from slack_bolt.authorization.authorize import Authorize
 from slack_bolt.context import BoltContext
 
 from bolt_app.storage.tables import workspace_key
+from bolt_app.tokens.installed import WorkspaceNotInstalled
 from bolt_app.tokens.rotation import TokenService
 
 logger = logging.getLogger(__name__)
@@ -136,7 +137,9 @@ class StoreAuthorize(Authorize):
         team_id: Optional[str],
         user_id: Optional[str],
         **_: Any,
-    ) -> Optional[AuthorizeResult]:
+    ) -> AuthorizeResult:
+        """This request's tokens; raises `WorkspaceNotInstalled` when there are none (the error
+        handler answers 200 without Bolt's response_url round-trip)."""
         cache_key = self._cache_key(context, enterprise_id, team_id, user_id)
         ws_key, user_key = cache_key
         result, refresh = self.cache.get_or_claim_refresh(cache_key) if self.cache is not None else (None, False)
@@ -146,8 +149,7 @@ class StoreAuthorize(Authorize):
             generation = self.cache.generation if self.cache is not None else 0
             result, valid_for = self._resolve(ws_key, team_id, user_key)
             if result is None:
-                logger.debug("No installation for enterprise_id=%s team_id=%s", enterprise_id, team_id)
-                return None
+                raise WorkspaceNotInstalled(ws_key)
             if self.cache is not None:
                 self.cache.put(cache_key, result, valid_for, generation=generation)
         return result
