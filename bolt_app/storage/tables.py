@@ -68,6 +68,8 @@ bots = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     *_workspace_columns(),
     sa.UniqueConstraint("client_id", "workspace_key"),
+    # The installing team of a Slack Connect view payload is looked up by team id (migration 0004).
+    sa.Index(None, "client_id", "team_id"),
 )
 
 installations = sa.Table(

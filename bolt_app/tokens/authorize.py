@@ -20,6 +20,7 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.authorization.authorize import Authorize
 from slack_bolt.context import BoltContext
 
+from bolt_app.payload import INSTALLING_SIDE
 from bolt_app.storage.tables import workspace_key
 from bolt_app.tokens.installed import WorkspaceNotInstalled
 from bolt_app.tokens.rotation import TokenService
@@ -28,6 +29,12 @@ logger = logging.getLogger(__name__)
 
 
 CacheKey = tuple[str, Optional[str]]
+# AuthorizeResult key (it is a dict): True when the installation that served the request is org-wide.
+INSTALLATION_IS_ORG_WIDE = "installation_is_enterprise_install"
+# How long a team's installation key found by `key_of_team` is reused (it changes only when a
+# workspace moves into an Enterprise Grid org and reinstalls), and how many are kept.
+TEAM_KEY_SECONDS = 60.0
+MAX_TEAM_KEYS = 10_000
 
 
 class AuthorizeCache:
@@ -128,6 +135,8 @@ class StoreAuthorize(Authorize):
         self._owners: OrderedDict[str, tuple[str, Optional[str]]] = OrderedDict()
         self._owners_lock = threading.Lock()
         self.max_owners = 20_000
+        # Installing team id -> (valid until, workspace key), for view payloads from Slack Connect.
+        self._team_keys: OrderedDict[str, tuple[float, str]] = OrderedDict()
 
     def __call__(
         self,
@@ -140,7 +149,12 @@ class StoreAuthorize(Authorize):
     ) -> AuthorizeResult:
         """This request's tokens; raises `WorkspaceNotInstalled` when there are none (the error
         handler answers 200 without Bolt's response_url round-trip)."""
-        cache_key = self._cache_key(context, enterprise_id, team_id, user_id)
+        side = context.get(INSTALLING_SIDE)
+        if side is not None:
+            # A view from the installing side's modal, acted on by someone of another organization:
+            # the installation is the installing side's, whatever ids the body carries.
+            team_id = side[1] if side[0] == "team" else None
+        cache_key = self._cache_key(context, enterprise_id, team_id, user_id, side)
         ws_key, user_key = cache_key
         result, refresh = self.cache.get_or_claim_refresh(cache_key) if self.cache is not None else (None, False)
         if refresh:
@@ -155,10 +169,34 @@ class StoreAuthorize(Authorize):
         return result
 
     def _cache_key(
-        self, context: BoltContext, enterprise_id: Optional[str], team_id: Optional[str], user_id: Optional[str]
+        self, context: BoltContext, enterprise_id: Optional[str], team_id: Optional[str], user_id: Optional[str],
+        side: Optional[tuple[str, str]] = None,
     ) -> CacheKey:
-        ws_key = workspace_key(enterprise_id, None if context.is_enterprise_install else team_id)
+        if side is None:
+            ws_key = workspace_key(enterprise_id, None if context.is_enterprise_install else team_id)
+        elif side[0] == "enterprise":
+            ws_key = workspace_key(side[1], None)  # installed org-wide
+        else:
+            ws_key = self._key_of_team(side[1])
         return ws_key, (user_id if self.user_tokens_enabled else None)
+
+    def _key_of_team(self, team_id: str) -> str:
+        """The installation key of the workspace `team_id` (its enterprise as stored), never one
+        made from the request's other ids. Raises `WorkspaceNotInstalled` when it has none."""
+        now = time.monotonic()
+        with self._owners_lock:
+            entry = self._team_keys.get(team_id)
+            if entry is not None and entry[0] > now:
+                return entry[1]
+        key = self.tokens.key_of_team(team_id)
+        if key is None:
+            raise WorkspaceNotInstalled(f"team {team_id}", "no installation of the team that installed the view")
+        with self._owners_lock:
+            self._team_keys[team_id] = (now + TEAM_KEY_SECONDS, key)
+            self._team_keys.move_to_end(team_id)
+            while len(self._team_keys) > MAX_TEAM_KEYS:
+                self._team_keys.popitem(last=False)
+        return key
 
     def _refresh_entry(self, cache_key: CacheKey, team_id: Optional[str]) -> None:
         """Re-read a cached entry ahead of its expiry (background thread); the entry stays
@@ -199,6 +237,9 @@ class StoreAuthorize(Authorize):
             user_token=user.user_token if user else None,
             user_scopes=user.user_scopes if user else None,
         )
+        # The installation's own kind, for keying feature data (features/workspace.py): the
+        # request's ids can be another organization's (Slack Connect).
+        result[INSTALLATION_IS_ORG_WIDE] = bool(bot.is_enterprise_install) if bot else ws_key.endswith(":")
         with self._owners_lock:
             for token, owner in ((result.bot_token, (ws_key, None)), (result.user_token, (ws_key, result.user_id))):
                 if token:

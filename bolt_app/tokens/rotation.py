@@ -215,6 +215,19 @@ class TokenService:
             row = conn.execute(_READ_BOT, {"client_id": self.client_id, "key": key}).first()
         return BotTokens.from_row(row._mapping) if row is not None else None
 
+    def key_of_team(self, team_id: str) -> str | None:
+        """The workspace key of the installation made in workspace `team_id` (not org-wide), with
+        the enterprise it was stored with; None when the team has none."""
+        c = tables.bots.c
+        query = (
+            sa.select(c.workspace_key)
+            .where(c.client_id == self.client_id, c.team_id == team_id, c.is_enterprise_install.is_(False))
+            .order_by(c.updated_at.desc())
+            .limit(1)
+        )
+        with self.read_engine.connect() as conn:
+            return conn.execute(query).scalar_one_or_none()
+
     def read_user(self, key: str, user_id: str) -> UserTokens | None:
         with self.read_engine.connect() as conn:
             row = conn.execute(_READ_USER, {"client_id": self.client_id, "key": key, "user_id": user_id}).first()

@@ -16,3 +16,12 @@ def live_app(standin, sqlite_url) -> Iterator[LiveApp]:
     yield live
     live.server.stop()
     live.engine.dispose()
+
+
+@pytest.fixture
+def live_app_on(standin, db_url) -> Iterator[LiveApp]:
+    """The same, on each database backend in turn."""
+    live = start_live_app(standin, db_url)
+    yield live
+    live.server.stop()
+    live.engine.dispose()
