@@ -31,7 +31,7 @@ from bolt_app.tokens.authorize import AuthorizeCache, StoreAuthorize
 from bolt_app.payload import PayloadCheck, describe_location, raised_by_bolt_on_payload
 from bolt_app.lazy_work import attach_thread_runner
 from bolt_app.tokens.client import build_web_client
-from bolt_app.tokens.installed import WorkspaceNotInstalled
+from bolt_app.tokens.installed import InstallationGate, InstalledTokens, WorkspaceNotInstalled
 from bolt_app.tokens.rejections import TokenRejections
 from bolt_app.tokens.rotation import InstallationNeedsReinstall, TokenService, TokensTemporarilyUnavailable
 
@@ -109,6 +109,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> SlackApp:
     )
     tokens: TokenService | None = None
     cache: AuthorizeCache | None = None
+    gate: InstallationGate | None = None
 
     if settings.multi_workspace:
         assert settings.client_id and settings.client_secret
@@ -126,6 +127,13 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> SlackApp:
         installation_store.change_listeners.append(cache.invalidate_workspace)
         authorize = StoreAuthorize(tokens=tokens, cache=cache, user_tokens_enabled=bool(settings.user_scopes))
         rejections.listeners.append(authorize.token_rejected)
+        # Uninstalls and revocations committed by other processes: checked in the database before
+        # each Web API call and in each feature write (docs/decisions/0002-uninstall-across-processes.md).
+        installed = InstalledTokens(engine, settings.client_id)
+        installed.removed_listeners.append(cache.invalidate_workspace)
+        tokens.installed = installed
+        gate = InstallationGate(settings.client_id)
+        gate.removed_listeners.append(cache.invalidate_workspace)
         oauth_settings = OAuthSettings(
             client_id=settings.client_id,
             client_secret=settings.client_secret,
@@ -158,6 +166,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> SlackApp:
         )
         # Uninstall / revocation deletes run before the ack, so a database failure means a retry.
         revocation.register(app, installation_store)
+        app.use(revocation.InstalledOnlyClients(installed))
     else:
         # The token travels on the client (passing it again only makes Bolt warn that it is unused).
         client.token = settings.bot_token
@@ -167,7 +176,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> SlackApp:
     app.engine = engine
     app.tokens = tokens
     app.authorize_cache = cache
-    app.features = build_features(engine)
+    app.features = build_features(engine, gate=gate)
     if isinstance(app.installation_store, InstallationStore):
         # Uninstall deletes the workspace's feature data in the same transaction as its tokens.
         app.installation_store.deletion_hooks.extend(app.features.deletion_hooks())

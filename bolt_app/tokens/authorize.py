@@ -251,7 +251,9 @@ class StoreAuthorize(Authorize):
 
     def token_rejected(self, token: str, error: str) -> None:
         """Slack refused a token this process resolved: its cached entry goes, and an expired one
-        is refreshed now (single-flight), so the next request or retry gets a working token."""
+        is refreshed now (single-flight), so the next request or retry gets a working token. A
+        token refused for good is marked in the database, which every process reads before using
+        it (tokens/installed.py): dropped everywhere, not only here."""
         with self._owners_lock:
             owner = self._owners.get(token)
         if owner is None:
@@ -260,7 +262,12 @@ class StoreAuthorize(Authorize):
         if self.cache is not None:
             self.cache.invalidate_workspace(ws_key)
         if error != "token_expired":
-            logger.warning("Slack answered %s for a token of %s", error, ws_key)
+            try:
+                if not self.tokens.mark_rejected(ws_key, user_id, token, error):
+                    logger.info("Slack answered %s for an earlier token of %s", error, ws_key)
+            except Exception as mark_error:  # noqa: BLE001 - the call that heard it fails as Slack said anyway
+                logger.warning("Slack answered %s for a token of %s; marking it failed: %s", error, ws_key,
+                               type(mark_error).__name__)
             return
         try:
             if user_id is None:
