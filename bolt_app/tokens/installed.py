@@ -60,6 +60,12 @@ _USER_IN_USE = sa.select(_user.user_id).where(
 )
 
 
+_BOTS_INSTALLED = sa.select(_bot.workspace_key).where(
+    _bot.client_id == sa.bindparam("client_id"), _bot.workspace_key.in_(sa.bindparam("keys", expanding=True)),
+    _bot.status == STATUS_OK, _bot.bot_token.is_not(None),
+).order_by(_bot.workspace_key)  # one lock order for everyone: two writers never lock crosswise
+
+
 class InstallationGate(SharedService):
     """Feature writes for a workspace hold its installation row for the length of their transaction."""
 
@@ -67,19 +73,19 @@ class InstallationGate(SharedService):
         self.client_id = client_id
         # Told about each workspace found uninstalled (authorize drops its cached entry).
         self.removed_listeners: list[Callable[[str], None]] = []
+        self._statements: dict[str, sa.Select] = {}  # per dialect, built once
 
     def installed(self, conn: Connection, keys: Iterable[str]) -> set[str]:
         """The `keys` whose installation has a usable bot token, each row share-locked until `conn`'s
         transaction ends (call first in a write transaction, before any other lock)."""
-        wanted = sorted(set(keys))  # one order for everyone: two writers never lock crosswise
+        wanted = set(keys)
         if not wanted:
             return set()
-        query = sa.select(_bot.workspace_key).where(
-            _bot.client_id == self.client_id, _bot.workspace_key.in_(wanted), _bot.status == STATUS_OK,
-            _bot.bot_token.is_not(None),
-        )
         engine: Engine = conn.engine
-        found = set(conn.execute(share_rows(engine, query)).scalars())
+        statement = self._statements.get(engine.dialect.name)
+        if statement is None:
+            statement = self._statements[engine.dialect.name] = share_rows(engine, _BOTS_INSTALLED)
+        found = set(conn.execute(statement, {"client_id": self.client_id, "keys": sorted(wanted)}).scalars())
         for key in set(wanted) - found:
             for listener in self.removed_listeners:
                 listener(key)
