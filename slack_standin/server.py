@@ -146,6 +146,8 @@ class SlackStandIn(_OAuthMixin, _WebApiMixin, _AppClientMixin, _SocketModeMixin)
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # Several app processes call at once in a burst; the default backlog (5) resets connections.
+    request_queue_size = 128
     standin: SlackStandIn
 
     def handle_error(self, request: Any, client_address: Any) -> None:
