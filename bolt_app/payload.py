@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 from urllib.parse import urlparse
 
 from slack_bolt import BoltRequest, BoltResponse
@@ -54,12 +54,22 @@ _INTERACTIVE_TYPES = ("block_actions", "block_suggestion", "view_submission", "v
                       "message_action", "interactive_message", "dialog_submission")
 _CONTEXT_IDS = ("enterprise_id", "team_id", "user_id", "channel_id", "actor_enterprise_id", "actor_team_id",
                 "actor_user_id")
-# Context key: ("team", T…) or ("enterprise", E…), the installation a view payload belongs to when
-# that is not the acting person's own workspace (see `installing_side`).
+# Context key: the `InstallingSide` of a view payload, when that is not the acting person's own
+# workspace (see `installing_side`).
 INSTALLING_SIDE = "installing_side"
 
 
-def installing_side(body: dict) -> tuple[str, str] | None:
+class InstallingSide(NamedTuple):
+    """The installation a view belongs to, as Slack names it: an org-wide install by its
+    `enterprise_id`, a workspace install by its `team_id`; `bot_id` is the view's `bot_id`, the
+    bot of that installation."""
+
+    enterprise_id: Optional[str]
+    team_id: Optional[str]
+    bot_id: Optional[str]
+
+
+def installing_side(body: dict) -> InstallingSide | None:
     """The installation a view payload (view_submission, view_closed, block actions and suggestions
     in a modal) belongs to, when the body's own ids do not name it.
 
@@ -69,18 +79,19 @@ def installing_side(body: dict) -> tuple[str, str] | None:
     `user.team_id` are then that organization's. Bolt takes the team from
     `app_installed_team_id` but the enterprise from the body, a pair that names no installation
     (or, worse, someone else's). With a different team here, authorize looks the installation up
-    by the installing team alone, and never pairs it with the visitor's enterprise.
+    by the installing side alone, and never pairs it with the visitor's enterprise.
     """
     view = body.get("view")
     installed = view.get("app_installed_team_id") if isinstance(view, dict) else None
     if not isinstance(installed, str) or not installed:
         return None
+    bot_id = view.get("bot_id") if isinstance(view.get("bot_id"), str) else None
     if installed.startswith("E"):
-        return ("enterprise", installed)
+        return InstallingSide(installed, None, bot_id)
     team = body.get("team")
     user = body.get("user")
     acting_team = team.get("id") if isinstance(team, dict) else (user.get("team_id") if isinstance(user, dict) else None)
-    return None if acting_team == installed else ("team", installed)
+    return None if acting_team == installed else InstallingSide(None, installed, bot_id)
 
 
 def slack_hosts(api_url: str) -> tuple[str, str]:
@@ -135,9 +146,10 @@ def payload_problem(request: BoltRequest, response_hosts: tuple[str, str] | None
     response_url = request.context.get("response_url")
     if response_url is not None and not _is_slack_url(response_url, response_hosts):
         return "response_url is not a Slack URL"
-    installed = body.get("view", {}).get("app_installed_team_id")
-    if installed is not None and not (isinstance(installed, str) and _SLACK_ID.fullmatch(installed)):
-        return "view.app_installed_team_id is not a Slack id"
+    for name in ("app_installed_team_id", "bot_id"):
+        value = body.get("view", {}).get(name)
+        if value is not None and not (isinstance(value, str) and _SLACK_ID.fullmatch(value)):
+            return f"view.{name} is not a Slack id"
     return None
 
 

@@ -20,7 +20,7 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.authorization.authorize import Authorize
 from slack_bolt.context import BoltContext
 
-from bolt_app.payload import INSTALLING_SIDE
+from bolt_app.payload import INSTALLING_SIDE, InstallingSide
 from bolt_app.storage.tables import workspace_key
 from bolt_app.tokens.installed import WorkspaceNotInstalled
 from bolt_app.tokens.rotation import TokenService
@@ -153,7 +153,7 @@ class StoreAuthorize(Authorize):
         if side is not None:
             # A view from the installing side's modal, acted on by someone of another organization:
             # the installation is the installing side's, whatever ids the body carries.
-            team_id = side[1] if side[0] == "team" else None
+            team_id = side.team_id
         cache_key = self._cache_key(context, enterprise_id, team_id, user_id, side)
         ws_key, user_key = cache_key
         result, refresh = self.cache.get_or_claim_refresh(cache_key) if self.cache is not None else (None, False)
@@ -170,30 +170,36 @@ class StoreAuthorize(Authorize):
 
     def _cache_key(
         self, context: BoltContext, enterprise_id: Optional[str], team_id: Optional[str], user_id: Optional[str],
-        side: Optional[tuple[str, str]] = None,
+        side: Optional[InstallingSide] = None,
     ) -> CacheKey:
         if side is None:
             ws_key = workspace_key(enterprise_id, None if context.is_enterprise_install else team_id)
-        elif side[0] == "enterprise":
-            ws_key = workspace_key(side[1], None)  # installed org-wide
+        elif side.enterprise_id is not None:
+            ws_key = workspace_key(side.enterprise_id, None)  # installed org-wide
         else:
-            ws_key = self._key_of_team(side[1])
+            ws_key = self._key_of_installing_team(side)
         return ws_key, (user_id if self.user_tokens_enabled else None)
 
-    def _key_of_team(self, team_id: str) -> str:
-        """The installation key of the workspace `team_id` (its enterprise as stored), never one
-        made from the request's other ids. Raises `WorkspaceNotInstalled` when it has none."""
+    def _key_of_installing_team(self, side: InstallingSide) -> str:
+        """The installation key of the workspace that installed the view (its enterprise as stored),
+        never one made from the request's other ids: the workspace's own installation, else the
+        org-wide installation whose bot the view names. Raises `WorkspaceNotInstalled` when neither
+        exists."""
+        assert side.team_id is not None
+        cache_key = f"{side.team_id}/{side.bot_id or ''}"
         now = time.monotonic()
         with self._owners_lock:
-            entry = self._team_keys.get(team_id)
+            entry = self._team_keys.get(cache_key)
             if entry is not None and entry[0] > now:
                 return entry[1]
-        key = self.tokens.key_of_team(team_id)
+        key = self.tokens.key_of_team(side.team_id)
+        if key is None and side.bot_id is not None:
+            key = self.tokens.key_of_org_wide_bot(side.bot_id)
         if key is None:
-            raise WorkspaceNotInstalled(f"team {team_id}", "no installation of the team that installed the view")
+            raise WorkspaceNotInstalled(f"team {side.team_id}", "no installation of the team that installed the view")
         with self._owners_lock:
-            self._team_keys[team_id] = (now + TEAM_KEY_SECONDS, key)
-            self._team_keys.move_to_end(team_id)
+            self._team_keys[cache_key] = (now + TEAM_KEY_SECONDS, key)
+            self._team_keys.move_to_end(cache_key)
             while len(self._team_keys) > MAX_TEAM_KEYS:
                 self._team_keys.popitem(last=False)
         return key

@@ -230,6 +230,15 @@ class TokenService:
         with self.read_engine.connect() as conn:
             return conn.execute(query).scalar_one_or_none()
 
+    def key_of_org_wide_bot(self, bot_id: str) -> str | None:
+        """The workspace key of the org-wide installation whose bot is `bot_id`; None when none is."""
+        c = tables.bots.c
+        query = sa.select(c.workspace_key).where(
+            c.client_id == self.client_id, c.bot_id == bot_id, c.is_enterprise_install.is_(True)
+        ).limit(1)
+        with self.read_engine.connect() as conn:
+            return conn.execute(query).scalar_one_or_none()
+
     def read_user(self, key: str, user_id: str) -> UserTokens | None:
         with self.read_engine.connect() as conn:
             row = conn.execute(_READ_USER, {"client_id": self.client_id, "key": key, "user_id": user_id}).first()

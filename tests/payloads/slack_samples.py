@@ -230,7 +230,7 @@ def old_button_action(action_id: str = "approve_request_v1") -> dict[str, Any]:
 
 
 def view(callback_id: str, *, viewer_team_id: str, installed_team_id: str, values: Optional[dict] = None,
-         blocks_: Optional[list] = None) -> dict[str, Any]:
+         blocks_: Optional[list] = None, bot_id: str = "B0SAMPLE") -> dict[str, Any]:
     """A modal as Slack sends it back (the view object sample: id, team_id, type, blocks,
     private_metadata, callback_id, state, hash, title, clear_on_close, notify_on_close, close,
     submit, previous_view_id, root_view_id, app_id, external_id, app_installed_team_id, bot_id)."""
@@ -254,7 +254,7 @@ def view(callback_id: str, *, viewer_team_id: str, installed_team_id: str, value
         "app_id": API_APP_ID,
         "external_id": "",
         "app_installed_team_id": installed_team_id,
-        "bot_id": "B0SAMPLE",
+        "bot_id": bot_id,
     }
 
 

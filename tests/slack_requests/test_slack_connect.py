@@ -8,6 +8,8 @@ another tenant's installation, even when the visitor's organization installed th
 
 from __future__ import annotations
 
+import time
+
 import sqlalchemy as sa
 
 from bolt_app.features.polls.tables import polls
@@ -22,11 +24,12 @@ def _side(ws) -> samples.Side:
                         domain=ws.domain, enterprise_name=ws.enterprise_name or "")
 
 
-def visitor_submits_poll_modal(standin, host_installed_id: str, visitor, channel_id: str, question: str) -> dict:
+def visitor_submits_poll_modal(standin, host_installed_id: str, visitor, channel_id: str, question: str,
+                               bot_id: str = "B0SAMPLE") -> dict:
     """The real shape: the visitor org's enterprise / team / user, the installing side in
-    `view.app_installed_team_id`, `view.team_id` the visitor's workspace."""
+    `view.app_installed_team_id` (and its bot in `view.bot_id`), `view.team_id` the visitor's workspace."""
     modal = samples.view("poll_create_modal", viewer_team_id=visitor.team_id, installed_team_id=host_installed_id,
-                         values=samples.poll_modal_values(question, ["Pizza", "Sushi"], channel_id))
+                         values=samples.poll_modal_values(question, ["Pizza", "Sushi"], channel_id), bot_id=bot_id)
     body = samples.view_submission(_side(visitor), modal)
     assert (body["enterprise"] or {}).get("id") == visitor.enterprise_id
     assert body["team"]["id"] == body["user"]["team_id"] == visitor.team_id
@@ -91,6 +94,38 @@ def test_an_org_wide_installing_side_is_found_by_its_enterprise(live_app_on, sta
     posted = wait_for(lambda: standin.calls_for("chat.postMessage"))
     assert len(posted) == 1 and posted[0].ok and posted[0].enterprise_id == "E0HOSTORG", posted
     assert wait_for(lambda: poll_keys(live.engine, "Which quarter?")) == [workspace_key("E0HOSTORG", None)]
+
+
+def test_an_org_wide_installing_side_named_by_a_member_workspace_is_found_by_the_views_bot(live_app_on,
+                                                                                           standin) -> None:
+    """Should Slack name a workspace of an org-wide installation in app_installed_team_id, that
+    workspace has no installation of its own: the view's bot_id names the installation (never
+    the visitor's organization, though it installed the app org-wide too)."""
+    live = live_app_on
+    standin.create_enterprise("E0HOSTORG", name="Host Org")
+    standin.create_enterprise("E0GUESTORG", name="Guest Org")
+    host = standin.create_workspace(enterprise_id="E0HOSTORG", name="Host Org Sales")
+    visitor = standin.create_workspace(enterprise_id="E0GUESTORG", name="Guest Org Sales")
+    for ws in (host, visitor):
+        assert install(live.url, standin, ws.team_id, org_install=True).response.status == 200
+    host_bot, visitor_bot = standin.workspace(host.team_id).bot_id, standin.workspace(visitor.team_id).bot_id
+    assert host_bot != visitor_bot
+    standin.clear_calls()
+
+    body = visitor_submits_poll_modal(standin, host.team_id, visitor, "C0SHARED3", "Which month?", bot_id=host_bot)
+    body["is_enterprise_install"] = True
+    assert samples.send(standin, body).status == 200
+    posted = wait_for(lambda: standin.calls_for("chat.postMessage"))
+    assert len(posted) == 1 and posted[0].ok and posted[0].enterprise_id == "E0HOSTORG", posted
+    assert wait_for(lambda: poll_keys(live.engine, "Which month?")) == [workspace_key("E0HOSTORG", None)]
+
+    # A view naming a bot that is no installation's: not served by anyone.
+    standin.clear_calls()
+    body = visitor_submits_poll_modal(standin, host.team_id, visitor, "C0SHARED3", "Unknown bot?", bot_id="B0NOBODY")
+    body["is_enterprise_install"] = True
+    assert samples.send(standin, body).status == 200
+    time.sleep(0.3)
+    assert standin.calls == [] and poll_keys(live.engine, "Unknown bot?") == []
 
 
 def test_a_submission_in_the_installing_workspace_itself_is_unchanged(live_app, standin) -> None:
