@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 
 from bolt_app.answers import NOT_INSTALLED
 from tests.payloads import slack_samples as samples

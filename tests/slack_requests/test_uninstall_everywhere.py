@@ -25,7 +25,6 @@ from bolt_app.storage import tables
 from bolt_app.storage.tables import workspace_key
 from bolt_app.tokens.installed import WorkspaceNotInstalled
 from bolt_app.web import create_wsgi_app
-from tests.payloads import slack_samples as samples
 from tests.security.support import InProcessServer, rows_carrying
 from tests.support import install, settings_for, wait_for
 
