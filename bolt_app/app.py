@@ -6,17 +6,19 @@ Tests build as many independent apps as they like; nothing here is global.
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from concurrent.futures import ThreadPoolExecutor
 
 from slack_bolt import App, BoltResponse
+from slack_bolt.error import BoltUnhandledRequestError
 from slack_bolt.oauth.oauth_settings import OAuthSettings
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from bolt_app import background, database, revocation
+from bolt_app.answers import NotInstalledAnswers, UnhandledRequests
 from bolt_app.features import Features, FeaturesMiddleware, build_features
 from bolt_app.listeners import register_listeners
 from bolt_app.oauth.flow import CALLBACK_OPTIONS, AppOAuthFlow, StateCookie
@@ -29,6 +31,7 @@ from bolt_app.tokens.authorize import AuthorizeCache, StoreAuthorize
 from bolt_app.payload import PayloadCheck, describe_location, raised_by_bolt_on_payload
 from bolt_app.lazy_work import attach_thread_runner
 from bolt_app.tokens.client import build_web_client
+from bolt_app.tokens.installed import InstallationGate, InstalledTokens, WorkspaceNotInstalled
 from bolt_app.tokens.rejections import TokenRejections
 from bolt_app.tokens.rotation import InstallationNeedsReinstall, TokenService, TokensTemporarilyUnavailable
 
@@ -101,10 +104,14 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> SlackApp:
         listener_executor=lazy_executor,
         # Payload shape checks before authorize reads the ids (HTTP and Socket Mode alike).
         before_authorize=PayloadCheck(settings.api_url),
+        # A signed, well-formed request no listener takes reaches the error handler (instead of
+        # Bolt's 404), which answers it 200 with what Slack expects (bolt_app/answers.py).
+        raise_error_for_unhandled_request=True,
         **UNUSED_BOLT_MIDDLEWARE_OFF,
     )
     tokens: TokenService | None = None
     cache: AuthorizeCache | None = None
+    gate: InstallationGate | None = None
 
     if settings.multi_workspace:
         assert settings.client_id and settings.client_secret
@@ -122,6 +129,13 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> SlackApp:
         installation_store.change_listeners.append(cache.invalidate_workspace)
         authorize = StoreAuthorize(tokens=tokens, cache=cache, user_tokens_enabled=bool(settings.user_scopes))
         rejections.listeners.append(authorize.token_rejected)
+        # Uninstalls and revocations committed by other processes: checked in the database before
+        # each Web API call and in each feature write (docs/decisions/0002-uninstall-across-processes.md).
+        installed = InstalledTokens(engine, settings.client_id)
+        installed.removed_listeners.append(cache.invalidate_workspace)
+        tokens.installed = installed
+        gate = InstallationGate(settings.client_id)
+        gate.removed_listeners.append(cache.invalidate_workspace)
         oauth_settings = OAuthSettings(
             client_id=settings.client_id,
             client_secret=settings.client_secret,
@@ -154,6 +168,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> SlackApp:
         )
         # Uninstall / revocation deletes run before the ack, so a database failure means a retry.
         revocation.register(app, installation_store)
+        app.use(revocation.InstalledOnlyClients(installed))
     else:
         # The token travels on the client (passing it again only makes Bolt warn that it is unused).
         client.token = settings.bot_token
@@ -163,16 +178,31 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> SlackApp:
     app.engine = engine
     app.tokens = tokens
     app.authorize_cache = cache
-    app.features = build_features(engine)
+    app.features = build_features(engine, gate=gate)
     if isinstance(app.installation_store, InstallationStore):
         # Uninstall deletes the workspace's feature data in the same transaction as its tokens.
         app.installation_store.deletion_hooks.extend(app.features.deletion_hooks())
     app.use(FeaturesMiddleware(app.features))
     if background.attach(app, settings) is None:
         attach_thread_runner(app, lazy_executor)
-    app.error(_handle_error)
+    app.error(error_handler(UnhandledRequests(), NotInstalledAnswers(lazy_executor)))
     register_listeners(app)
     return app
+
+
+def error_handler(
+    unhandled: UnhandledRequests, not_installed: NotInstalledAnswers
+) -> Callable[..., Optional[BoltResponse]]:
+    """The app's error handler (`app.error`), with the per-process state its answers need."""
+
+    def handle_error(error: Exception, logger: logging.Logger, body: Any = None) -> Optional[BoltResponse]:
+        if isinstance(error, BoltUnhandledRequestError):
+            return unhandled.answer(body)
+        if isinstance(error, WorkspaceNotInstalled):
+            return not_installed.answer(body, error.workspace_key)
+        return _handle_error(error, logger, body)
+
+    return handle_error
 
 
 def _handle_error(error: Exception, logger: logging.Logger, body: Any = None) -> Optional[BoltResponse]:

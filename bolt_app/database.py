@@ -217,6 +217,20 @@ def lock_rows(engine: Engine, select: sa.Select) -> sa.Select:
     return select if is_sqlite(engine) else select.with_for_update()
 
 
+def lock_rows_to_update_values(engine: Engine, select: sa.Select) -> sa.Select:
+    """Like `lock_rows`, for a transaction that updates the rows' values but neither deletes them
+    nor changes their keys: `FOR NO KEY UPDATE` on PostgreSQL, which does not block the share
+    locks of `share_rows` (MariaDB has no such mode: `FOR UPDATE`)."""
+    return select if is_sqlite(engine) else select.with_for_update(key_share=True)
+
+
+def share_rows(engine: Engine, select: sa.Select) -> sa.Select:
+    """Read rows and keep them from being deleted until the transaction ends, without blocking
+    other readers: `FOR KEY SHARE` on PostgreSQL, `LOCK IN SHARE MODE` on MariaDB/MySQL (SQLite's
+    IMMEDIATE transaction already excludes every other writer)."""
+    return select if is_sqlite(engine) else select.with_for_update(read=True, key_share=True)
+
+
 # --------------------------------------------------------------------------- migrations
 
 

@@ -21,7 +21,7 @@ from typing import Callable, Optional
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from bolt_app.database import lock_rows, write_transaction
+from bolt_app.database import lock_rows_to_update_values, write_transaction
 from bolt_app.storage import crypto
 
 Progress = Callable[[str], None]
@@ -100,7 +100,7 @@ def _stale_columns(keyring: crypto.Keyring, row, columns) -> list[str]:  # type:
 def _reencrypt_row(engine: Engine, keyring: crypto.Keyring, table, columns, row_id: int) -> bool:  # type: ignore[no-untyped-def]
     """One row, in its own transaction, under a row lock. False when nothing was left to do."""
     with write_transaction(engine) as conn:
-        row = conn.execute(lock_rows(engine, sa.select(table).where(table.c.id == row_id))).first()
+        row = conn.execute(lock_rows_to_update_values(engine, sa.select(table).where(table.c.id == row_id))).first()
         if row is None:
             return False  # deleted meanwhile (uninstall)
         values = {

@@ -21,6 +21,8 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from bolt_app.tokens.installed import WorkspaceNotInstalled
+
 logger = logging.getLogger(__name__)
 
 LAZY_ONLY_HEADER = "x-slack-bolt-lazy-only"
@@ -75,6 +77,8 @@ class ThreadLazyRunner(ThreadLazyListenerRunner):
                 self.logger.error("Lazy function %s failed: %s", request.lazy_function_name, _describe(error))
                 return
             self.app.dispatch(lazy_only_request(request))  # its own failure is logged by Bolt
+        except WorkspaceNotInstalled as error:  # uninstalled meanwhile: nothing more to do for it
+            self.logger.info("Lazy function %s stopped: %s", request.lazy_function_name, error)
         except Exception as error:  # noqa: BLE001 - as Bolt: a lazy function's failure is logged
             # An outage is one line; anything else is a bug, with its traceback.
             outage = isinstance(error, (DBAPIError, PoolTimeoutError))

@@ -3,14 +3,15 @@ payload from a bug.
 
 `PayloadCheck` runs as Bolt's `before_authorize` middleware, so the same checks apply to HTTP
 and Socket Mode: a signed body unlike any Slack payload is refused (400; in Socket Mode it is
-left unacknowledged) before its ids reach authorize's queries or a listener.
+left unacknowledged) before its ids reach authorize's queries or a listener. It also notes in the
+context which side installed the app when a view payload says so (`installing_side`).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 from urllib.parse import urlparse
 
 from slack_bolt import BoltRequest, BoltResponse
@@ -53,6 +54,44 @@ _INTERACTIVE_TYPES = ("block_actions", "block_suggestion", "view_submission", "v
                       "message_action", "interactive_message", "dialog_submission")
 _CONTEXT_IDS = ("enterprise_id", "team_id", "user_id", "channel_id", "actor_enterprise_id", "actor_team_id",
                 "actor_user_id")
+# Context key: the `InstallingSide` of a view payload, when that is not the acting person's own
+# workspace (see `installing_side`).
+INSTALLING_SIDE = "installing_side"
+
+
+class InstallingSide(NamedTuple):
+    """The installation a view belongs to, as Slack names it: an org-wide install by its
+    `enterprise_id`, a workspace install by its `team_id`; `bot_id` is the view's `bot_id`, the
+    bot of that installation."""
+
+    enterprise_id: Optional[str]
+    team_id: Optional[str]
+    bot_id: Optional[str]
+
+
+def installing_side(body: dict) -> InstallingSide | None:
+    """The installation a view payload (view_submission, view_closed, block actions and suggestions
+    in a modal) belongs to, when the body's own ids do not name it.
+
+    Slack puts the installing workspace in `view.app_installed_team_id` (an enterprise id when
+    the app is installed org-wide). In a Slack Connect channel, a person from another
+    organization can open and submit the app's modal: the body's `enterprise`, `team` and
+    `user.team_id` are then that organization's. Bolt takes the team from
+    `app_installed_team_id` but the enterprise from the body, a pair that names no installation
+    (or, worse, someone else's). With a different team here, authorize looks the installation up
+    by the installing side alone, and never pairs it with the visitor's enterprise.
+    """
+    view = body.get("view")
+    installed = view.get("app_installed_team_id") if isinstance(view, dict) else None
+    if not isinstance(installed, str) or not installed:
+        return None
+    bot_id = view.get("bot_id") if isinstance(view.get("bot_id"), str) else None
+    if installed.startswith("E"):
+        return InstallingSide(installed, None, bot_id)
+    team = body.get("team")
+    user = body.get("user")
+    acting_team = team.get("id") if isinstance(team, dict) else (user.get("team_id") if isinstance(user, dict) else None)
+    return None if acting_team == installed else InstallingSide(None, installed, bot_id)
 
 
 def slack_hosts(api_url: str) -> tuple[str, str]:
@@ -107,6 +146,10 @@ def payload_problem(request: BoltRequest, response_hosts: tuple[str, str] | None
     response_url = request.context.get("response_url")
     if response_url is not None and not _is_slack_url(response_url, response_hosts):
         return "response_url is not a Slack URL"
+    for name in ("app_installed_team_id", "bot_id"):
+        value = body.get("view", {}).get(name)
+        if value is not None and not (isinstance(value, str) and _SLACK_ID.fullmatch(value)):
+            return f"view.{name} is not a Slack id"
     return None
 
 
@@ -136,6 +179,9 @@ class PayloadCheck(Middleware):
                 next: Callable[[], BoltResponse]) -> Optional[BoltResponse]:  # noqa: A002 - Bolt's name
         problem = payload_problem(req, self.response_hosts) if isinstance(req.body, dict) and req.body else "no payload"
         if problem is None:
+            side = installing_side(req.body)
+            if side is not None:
+                req.context[INSTALLING_SIDE] = side
             return next()
         logger.info("Malformed Slack payload refused: %s", problem)
         return BoltResponse(status=400, body="Malformed request body")

@@ -6,6 +6,11 @@ uninstalled workspace's tokens and data are never kept because the answer went o
 deletes are idempotent, so a redelivery is harmless. Org-wide installs are keyed by
 `context.is_enterprise_install` (Bolt's stock listeners pass `context.team_id`, which names the
 org-wide install only when Slack sends `team_id: null` in the authorizations).
+
+Other processes learn of it from the database, not from their caches: every request's client is
+an `InstalledOnlyClient` (`InstalledOnlyClients` below), which checks before each Web API call
+that the installation still holds the token, and feature writes hold the installation row
+(tokens/installed.py; docs/decisions/0002-uninstall-across-processes.md).
 """
 
 from __future__ import annotations
@@ -16,7 +21,10 @@ from typing import Any, Callable, Optional
 from slack_bolt import App, BoltContext, BoltRequest, BoltResponse
 from slack_bolt.middleware import Middleware
 
+from bolt_app.features.workspace import WorkspaceRef
 from bolt_app.storage.installation_store import InstallationStore
+from bolt_app.tokens.authorize import INSTALLATION_IS_ORG_WIDE
+from bolt_app.tokens.installed import InstalledOnlyClient, InstalledTokens
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +80,29 @@ class RevocationMiddleware(Middleware):
             return next()
         handle_revocation(self.store, event, req.context)
         return BoltResponse(status=200, body="")
+
+
+class InstalledOnlyClients(Middleware):
+    """After authorize: the request's client becomes an `InstalledOnlyClient` for the installation
+    authorize resolved, so every call made for this request (in its `ack=` step, its `lazy=`
+    functions, the poll message updates they start) is checked against the database first."""
+
+    def __init__(self, installed: InstalledTokens):
+        self.installed = installed
+
+    def process(self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]) -> Optional[BoltResponse]:  # noqa: A002
+        result = req.context.authorize_result
+        if result is not None and INSTALLATION_IS_ORG_WIDE in result:  # resolved by StoreAuthorize
+            key = WorkspaceRef.from_context(req.context).key
+            owners = {}
+            if result.bot_token:
+                owners[result.bot_token] = (key, None)
+            if result.user_token:
+                owners[result.user_token] = (key, result.user_id)
+            req.context["client"] = InstalledOnlyClient.like(req.context.client, installed=self.installed,
+                                                             owners=owners)
+            req.context.pop("say", None)  # Bolt builds `say` from the client on first use
+        return next()
 
 
 def register(app: App, store: InstallationStore) -> None:

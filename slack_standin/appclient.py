@@ -252,6 +252,12 @@ class _AppClientMixin(_Core):
         self._response_urls[rid] = {"team_id": ws.team_id, "channel_id": channel_id, "user_id": user_id}
         return f"{self._base_url()}/response_url/{rid}"
 
+    def new_response_url(self, team_id: str, channel_id: str | None = None, user_id: str | None = None) -> str:
+        """A live response_url of workspace ``team_id``, for payloads a test builds itself."""
+        with self._lock:
+            ws = self._resolve_ws(team_id)
+            return self._new_response_url(ws, channel_id or ws.default_channel_id, user_id or ws.installer_user_id)
+
     def send_slash_command(
         self,
         ws: Workspace | str,

@@ -92,6 +92,8 @@ class _Core:
         self.strict_channels = False
         #: Timeout when posting to the app's request URL.
         self.app_timeout_seconds = 10.0
+        #: Seconds a post to a response_url waits before it is answered (a slow or stuck Slack).
+        self.response_url_delay_seconds = 0.0
 
         self._lock = threading.RLock()
         self._counters: dict[str, int] = {}

@@ -124,6 +124,8 @@ class SlackStandIn(_OAuthMixin, _WebApiMixin, _AppClientMixin, _SocketModeMixin)
 
     def _response_url(self, rid: str, headers: dict[str, str], body: bytes) -> Response:
         """What the app posts to a slash command's / interaction's ``response_url``."""
+        if self.response_url_delay_seconds:
+            time.sleep(self.response_url_delay_seconds)
         text = body.decode("utf-8", "replace")
         if headers.get("content-type", "").startswith("application/json"):
             try:
@@ -144,6 +146,8 @@ class SlackStandIn(_OAuthMixin, _WebApiMixin, _AppClientMixin, _SocketModeMixin)
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # Several app processes call at once in a burst; the default backlog (5) resets connections.
+    request_queue_size = 128
     standin: SlackStandIn
 
     def handle_error(self, request: Any, client_address: Any) -> None:

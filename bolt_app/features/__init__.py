@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from bolt_app.features.idempotency import Deliveries
     from bolt_app.features.polls import PollsFeature
     from bolt_app.storage.installation_store import WorkspaceDeletionHook
+    from bolt_app.tokens.installed import InstallationGate
 
 
 @dataclass
@@ -33,11 +34,12 @@ class Features:
         return [self.polls.service.delete_workspace, self.deliveries.delete_workspace]
 
 
-def build_features(engine: Engine) -> Features:
+def build_features(engine: Engine, *, gate: Optional["InstallationGate"] = None) -> Features:
+    """With `gate` (multi-workspace apps), rows are written only for installed workspaces."""
     from bolt_app.features.idempotency import Deliveries
     from bolt_app.features.polls import PollsFeature
 
-    deliveries = Deliveries(engine)
+    deliveries = Deliveries(engine, gate=gate)
     return Features(deliveries=deliveries, polls=PollsFeature(engine, deliveries))
 
 

@@ -16,6 +16,10 @@ and claims it by inserting a row with a unique key into `processed_deliveries`:
   lease with `ClaimHeld`, so the job comes back once the lease is over. Without a queue nobody
   runs the work again, and the claim is final at once (one write, as before leases).
 
+With an `InstallationGate` (multi-workspace apps), a claim is stored only while the workspace is
+installed: the claim's transaction share-locks the installation row first (tokens/installed.py),
+so a claim never outlives an uninstall that committed before or during it.
+
 The insert is an "insert or ignore" on every backend: a duplicate is seen as "0 rows inserted"
 without an error, so it never aborts the surrounding transaction (PostgreSQL would).
 Rows are swept after a day; Slack retries within minutes.
@@ -40,6 +44,7 @@ from bolt_app.database import write_transaction
 from bolt_app.shared import SharedService
 from bolt_app.features.workspace import WorkspaceRef
 from bolt_app.storage.tables import metadata, utc_now, workspace_key
+from bolt_app.tokens.installed import InstallationGate, WorkspaceNotInstalled
 
 logger = logging.getLogger(__name__)
 
@@ -155,10 +160,13 @@ class ClaimBatcher:
     load, each transaction carries as many claims as arrived while the previous one ran.
     """
 
-    def __init__(self, engine: Engine, table: sa.Table, *, max_batch: int = 64):
+    def __init__(self, engine: Engine, table: sa.Table, *, max_batch: int = 64,
+                 gate: Optional[InstallationGate] = None):
         self.engine = engine
         self.table = table
         self.max_batch = max_batch
+        # Rows are inserted only for workspaces the gate finds installed (in the same transaction).
+        self.gate = gate
         self._lock = threading.Lock()
         self._pending: list[_PendingClaim] = []
         self._committing = False
@@ -189,8 +197,14 @@ class ClaimBatcher:
             first.setdefault(claim.key, claim)
         try:
             with write_transaction(self.engine) as conn:
-                inserted = insert_ignore_many(conn, self.table, [claim.row for claim in first.values()])
+                keys = {claim.row["workspace_key"] for claim in first.values()}
+                admitted = keys if self.gate is None else self.gate.installed(conn, keys)
+                rows = [claim.row for claim in first.values() if claim.row["workspace_key"] in admitted]
+                inserted = insert_ignore_many(conn, self.table, rows) if rows else set()
             for claim in batch:
+                if claim.row["workspace_key"] not in admitted:
+                    claim.error = WorkspaceNotInstalled(claim.row["workspace_key"], "uninstalled; nothing claimed")
+                    continue
                 # A key twice in one batch: the first is the claim, the other its duplicate.
                 claim.claimed = claim is first[claim.key] and claim.key in inserted
         except BaseException as error:  # every waiter must wake, whatever went wrong
@@ -228,18 +242,22 @@ class Deliveries(SharedService):
     retried: bool = False
 
     def __init__(self, engine: Engine, *, retention: timedelta = RETENTION, sweep_every: int = SWEEP_EVERY,
-                 lease: timedelta = LEASE):
+                 lease: timedelta = LEASE, gate: Optional[InstallationGate] = None):
         self.engine = engine
         self.retention = retention
         self.sweep_every = sweep_every
         self.lease = lease
-        self._batcher = ClaimBatcher(engine, processed_deliveries)
+        # Shared with the features' own write transactions (PollService), which hold it first.
+        self.gate = gate
+        self._batcher = ClaimBatcher(engine, processed_deliveries, gate=gate)
 
     def claim(self, ws: WorkspaceRef, key: Optional[str], *, conn: Optional[Connection] = None) -> bool:
         """True the first time `key` is claimed in this workspace; False for a duplicate.
 
-        With `conn`, the claim joins the caller's transaction. A None key (nothing to
-        deduplicate by) always claims.
+        With `conn`, the claim joins the caller's transaction, which must already hold the
+        workspace through `gate.require`. On its own, the claim raises `WorkspaceNotInstalled`
+        when the gate finds the workspace uninstalled. A None key (nothing to deduplicate by)
+        always claims.
         """
         if key is None:
             return True
@@ -289,6 +307,8 @@ class Deliveries(SharedService):
         c = processed_deliveries.c
         this = (c.workspace_key == ws.key) & (c.delivery_id == row["delivery_id"])
         with write_transaction(self.engine) as conn:
+            if self.gate is not None:
+                self.gate.require(conn, ws.key)  # an uninstall in between: nothing comes back
             # One statement: of two attempts taking over the same expired lease, one updates the row.
             taken = conn.execute(
                 processed_deliveries.update()

@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional, TypeVar
 import sqlalchemy as sa
 
 from bolt_app.storage.tables import workspace_key
+from bolt_app.tokens.authorize import INSTALLATION_IS_ORG_WIDE
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,16 @@ class WorkspaceRef:
 
     @classmethod
     def from_context(cls, context: Any) -> "WorkspaceRef":
-        """From Bolt's `BoltContext` (filled by authorize from the signed request)."""
+        """From Bolt's `BoltContext`: the installation authorize resolved for the request.
+
+        The enterprise and the org-wide flag come from the installation itself when authorize
+        gave them (the body's can be another organization's: a Slack Connect visitor submitting
+        the app's modal); the team is Bolt's, which for a view is the installing team.
+        """
+        result = context.authorize_result
+        if result is not None and INSTALLATION_IS_ORG_WIDE in result:
+            return cls(enterprise_id=result.enterprise_id, team_id=context.team_id,
+                       is_enterprise_install=bool(result[INSTALLATION_IS_ORG_WIDE]))
         return cls(
             enterprise_id=context.enterprise_id,
             team_id=context.team_id,

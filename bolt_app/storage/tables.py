@@ -68,6 +68,9 @@ bots = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     *_workspace_columns(),
     sa.UniqueConstraint("client_id", "workspace_key"),
+    # The installing side of a Slack Connect view is looked up by team id or bot id (migration 0004).
+    sa.Index(None, "client_id", "team_id"),
+    sa.Index(None, "client_id", "bot_id"),
 )
 
 installations = sa.Table(

@@ -20,13 +20,21 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.authorization.authorize import Authorize
 from slack_bolt.context import BoltContext
 
+from bolt_app.payload import INSTALLING_SIDE, InstallingSide
 from bolt_app.storage.tables import workspace_key
+from bolt_app.tokens.installed import WorkspaceNotInstalled
 from bolt_app.tokens.rotation import TokenService
 
 logger = logging.getLogger(__name__)
 
 
 CacheKey = tuple[str, Optional[str]]
+# AuthorizeResult key (it is a dict): True when the installation that served the request is org-wide.
+INSTALLATION_IS_ORG_WIDE = "installation_is_enterprise_install"
+# How long a team's installation key found by `key_of_team` is reused (it changes only when a
+# workspace moves into an Enterprise Grid org and reinstalls), and how many are kept.
+TEAM_KEY_SECONDS = 60.0
+MAX_TEAM_KEYS = 10_000
 
 
 class AuthorizeCache:
@@ -127,6 +135,8 @@ class StoreAuthorize(Authorize):
         self._owners: OrderedDict[str, tuple[str, Optional[str]]] = OrderedDict()
         self._owners_lock = threading.Lock()
         self.max_owners = 20_000
+        # Installing team id -> (valid until, workspace key), for view payloads from Slack Connect.
+        self._team_keys: OrderedDict[str, tuple[float, str]] = OrderedDict()
 
     def __call__(
         self,
@@ -136,8 +146,15 @@ class StoreAuthorize(Authorize):
         team_id: Optional[str],
         user_id: Optional[str],
         **_: Any,
-    ) -> Optional[AuthorizeResult]:
-        cache_key = self._cache_key(context, enterprise_id, team_id, user_id)
+    ) -> AuthorizeResult:
+        """This request's tokens; raises `WorkspaceNotInstalled` when there are none (the error
+        handler answers 200 without Bolt's response_url round-trip)."""
+        side = context.get(INSTALLING_SIDE)
+        if side is not None:
+            # A view from the installing side's modal, acted on by someone of another organization:
+            # the installation is the installing side's, whatever ids the body carries.
+            team_id = side.team_id
+        cache_key = self._cache_key(context, enterprise_id, team_id, user_id, side)
         ws_key, user_key = cache_key
         result, refresh = self.cache.get_or_claim_refresh(cache_key) if self.cache is not None else (None, False)
         if refresh:
@@ -146,17 +163,46 @@ class StoreAuthorize(Authorize):
             generation = self.cache.generation if self.cache is not None else 0
             result, valid_for = self._resolve(ws_key, team_id, user_key)
             if result is None:
-                logger.debug("No installation for enterprise_id=%s team_id=%s", enterprise_id, team_id)
-                return None
+                raise WorkspaceNotInstalled(ws_key)
             if self.cache is not None:
                 self.cache.put(cache_key, result, valid_for, generation=generation)
         return result
 
     def _cache_key(
-        self, context: BoltContext, enterprise_id: Optional[str], team_id: Optional[str], user_id: Optional[str]
+        self, context: BoltContext, enterprise_id: Optional[str], team_id: Optional[str], user_id: Optional[str],
+        side: Optional[InstallingSide] = None,
     ) -> CacheKey:
-        ws_key = workspace_key(enterprise_id, None if context.is_enterprise_install else team_id)
+        if side is None:
+            ws_key = workspace_key(enterprise_id, None if context.is_enterprise_install else team_id)
+        elif side.enterprise_id is not None:
+            ws_key = workspace_key(side.enterprise_id, None)  # installed org-wide
+        else:
+            ws_key = self._key_of_installing_team(side)
         return ws_key, (user_id if self.user_tokens_enabled else None)
+
+    def _key_of_installing_team(self, side: InstallingSide) -> str:
+        """The installation key of the workspace that installed the view (its enterprise as stored),
+        never one made from the request's other ids: the workspace's own installation, else the
+        org-wide installation whose bot the view names. Raises `WorkspaceNotInstalled` when neither
+        exists."""
+        assert side.team_id is not None
+        cache_key = f"{side.team_id}/{side.bot_id or ''}"
+        now = time.monotonic()
+        with self._owners_lock:
+            entry = self._team_keys.get(cache_key)
+            if entry is not None and entry[0] > now:
+                return entry[1]
+        key = self.tokens.key_of_team(side.team_id)
+        if key is None and side.bot_id is not None:
+            key = self.tokens.key_of_org_wide_bot(side.bot_id)
+        if key is None:
+            raise WorkspaceNotInstalled(f"team {side.team_id}", "no installation of the team that installed the view")
+        with self._owners_lock:
+            self._team_keys[cache_key] = (now + TEAM_KEY_SECONDS, key)
+            self._team_keys.move_to_end(cache_key)
+            while len(self._team_keys) > MAX_TEAM_KEYS:
+                self._team_keys.popitem(last=False)
+        return key
 
     def _refresh_entry(self, cache_key: CacheKey, team_id: Optional[str]) -> None:
         """Re-read a cached entry ahead of its expiry (background thread); the entry stays
@@ -197,6 +243,9 @@ class StoreAuthorize(Authorize):
             user_token=user.user_token if user else None,
             user_scopes=user.user_scopes if user else None,
         )
+        # The installation's own kind, for keying feature data (features/workspace.py): the
+        # request's ids can be another organization's (Slack Connect).
+        result[INSTALLATION_IS_ORG_WIDE] = bool(bot.is_enterprise_install) if bot else ws_key.endswith(":")
         with self._owners_lock:
             for token, owner in ((result.bot_token, (ws_key, None)), (result.user_token, (ws_key, result.user_id))):
                 if token:
@@ -208,7 +257,9 @@ class StoreAuthorize(Authorize):
 
     def token_rejected(self, token: str, error: str) -> None:
         """Slack refused a token this process resolved: its cached entry goes, and an expired one
-        is refreshed now (single-flight), so the next request or retry gets a working token."""
+        is refreshed now (single-flight), so the next request or retry gets a working token. A
+        token refused for good is marked in the database, which every process reads before using
+        it (tokens/installed.py): dropped everywhere, not only here."""
         with self._owners_lock:
             owner = self._owners.get(token)
         if owner is None:
@@ -217,7 +268,12 @@ class StoreAuthorize(Authorize):
         if self.cache is not None:
             self.cache.invalidate_workspace(ws_key)
         if error != "token_expired":
-            logger.warning("Slack answered %s for a token of %s", error, ws_key)
+            try:
+                if not self.tokens.mark_rejected(ws_key, user_id, token, error):
+                    logger.info("Slack answered %s for an earlier token of %s", error, ws_key)
+            except Exception as mark_error:  # noqa: BLE001 - the call that heard it fails as Slack said anyway
+                logger.warning("Slack answered %s for a token of %s; marking it failed: %s", error, ws_key,
+                               type(mark_error).__name__)
             return
         try:
             if user_id is None:

@@ -20,7 +20,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy.engine import Connection, Engine
 
-from bolt_app.database import lock_rows, write_transaction
+from bolt_app.database import lock_rows_to_update_values, write_transaction
 from bolt_app.storage import tables
 from bolt_app.storage.tables import (
     STATUS_NEEDS_REINSTALL,
@@ -200,6 +200,8 @@ class TokenService:
         self.transient_attempts = transient_attempts
         # Authorize caches subscribe so a rotation on this process is visible at once.
         self.on_rotated = on_rotated
+        # Set by the app (tokens/installed.py): clients from `client_for` check it before each call.
+        self.installed: Any = None
         self._reinstall_logged: set[str] = set()
         self._reinstall_logged_lock = threading.Lock()
 
@@ -214,6 +216,28 @@ class TokenService:
         with self.read_engine.connect() as conn:
             row = conn.execute(_READ_BOT, {"client_id": self.client_id, "key": key}).first()
         return BotTokens.from_row(row._mapping) if row is not None else None
+
+    def key_of_team(self, team_id: str) -> str | None:
+        """The workspace key of the installation made in workspace `team_id` (not org-wide), with
+        the enterprise it was stored with; None when the team has none."""
+        c = tables.bots.c
+        query = (
+            sa.select(c.workspace_key)
+            .where(c.client_id == self.client_id, c.team_id == team_id, c.is_enterprise_install.is_(False))
+            .order_by(c.updated_at.desc())
+            .limit(1)
+        )
+        with self.read_engine.connect() as conn:
+            return conn.execute(query).scalar_one_or_none()
+
+    def key_of_org_wide_bot(self, bot_id: str) -> str | None:
+        """The workspace key of the org-wide installation whose bot is `bot_id`; None when none is."""
+        c = tables.bots.c
+        query = sa.select(c.workspace_key).where(
+            c.client_id == self.client_id, c.bot_id == bot_id, c.is_enterprise_install.is_(True)
+        ).limit(1)
+        with self.read_engine.connect() as conn:
+            return conn.execute(query).scalar_one_or_none()
 
     def read_user(self, key: str, user_id: str) -> UserTokens | None:
         with self.read_engine.connect() as conn:
@@ -281,7 +305,7 @@ class TokenService:
         try:
             with write_transaction(self.engine) as conn:
                 self._set_lock_timeout(conn)
-                row = conn.execute(lock_rows(self.engine, sa.select(kind.table).where(where))).first()
+                row = conn.execute(lock_rows_to_update_values(self.engine, sa.select(kind.table).where(where))).first()
                 if row is None:
                     return None
                 row = dict(row._mapping)
@@ -334,6 +358,29 @@ class TokenService:
         if self.on_rotated is not None:
             self.on_rotated(row["workspace_key"])
         return row
+
+    def mark_rejected(self, key: str, user_id: str | None, token: str, error: str) -> bool:
+        """Slack refused `token` for good (`token_revoked`, `account_inactive`, `invalid_auth`): the
+        row still holding exactly that token is marked needs_reinstall, so no process serves it
+        again (authorize, the installed-only client and the write gate all read the status).
+        False when the row is gone or holds another token by now (rotated, reinstalled)."""
+        kind = BOT if user_id is None else USER
+        c = kind.table.c
+        where = sa.and_(c.client_id == self.client_id, c.workspace_key == key)
+        if user_id is not None:
+            where = sa.and_(where, c.user_id == user_id)
+        with write_transaction(self.engine) as conn:
+            row = conn.execute(lock_rows_to_update_values(self.engine, sa.select(kind.token, c.status).where(where))).first()
+            if row is None or row[0] != token or row[1] != STATUS_OK:
+                return False
+            conn.execute(kind.table.update().where(where).values(
+                status=STATUS_NEEDS_REINSTALL, status_reason=f"{kind.name} token: Slack answered {error}"[:200],
+                updated_at=utc_now()))
+        logger.warning("Slack answered %s for the %s token of %s: marked needs_reinstall until the app is "
+                       "installed again", error, kind.name, key)
+        if self.on_rotated is not None:
+            self.on_rotated(key)
+        return True
 
     def _set_lock_timeout(self, conn: Connection) -> None:
         # Bounded waiting: a caller queued behind a slow refresh gives up and lets Slack retry.
@@ -407,8 +454,13 @@ class TokenService:
             if bot is None or bot.bot_token is None:
                 raise LookupError(f"no installation for {key}")
             token = bot.bot_token
-        return WebClient(token=token, base_url=self.client.base_url, timeout=self.client.timeout,
-                         team_id=team_id, retry_handlers=list(self.client.retry_handlers or []))
+        client = WebClient(token=token, base_url=self.client.base_url, timeout=self.client.timeout,
+                           team_id=team_id, retry_handlers=list(self.client.retry_handlers or []))
+        if self.installed is None:
+            return client
+        from bolt_app.tokens.installed import InstalledOnlyClient
+
+        return InstalledOnlyClient.like(client, installed=self.installed, owners={token: (key, user_id)})
 
     def refresh_expiring(
         self, within_seconds: int, progress: Callable[[str, str], None] | None = None

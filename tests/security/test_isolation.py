@@ -26,6 +26,10 @@ WORKSPACE_MARKERS = {"workspace_key", "team_id", "enterprise_id", "user_id", "ch
 # Statements allowed to span workspaces: housekeeping by age, never reachable with request data.
 CROSS_WORKSPACE_ALLOWED = [
     re.compile(r"^DELETE FROM processed_deliveries WHERE processed_deliveries\.received_at < ", re.I),
+    # Finding the key itself: a Slack Connect view names its installing workspace by team id and
+    # bot id only (authorize then reads that installation by its key, like any other request).
+    re.compile(r"^SELECT slack_bots\.workspace_key FROM slack_bots WHERE slack_bots\.client_id = \S+ AND "
+               r"slack_bots\.(team_id|bot_id) = ", re.I),
 ]
 
 

@@ -8,7 +8,8 @@ row (`SELECT … FOR UPDATE` on PostgreSQL/MariaDB, `BEGIN IMMEDIATE` on SQLite)
 poll are serialised by the database across threads, processes and hosts: 50 simultaneous
 clicks give 50 votes. A click's idempotency key is inserted in that same transaction, so the
 same click delivered twice counts once, and a transaction the database aborts (deadlock,
-busy) is re-run whole.
+busy) is re-run whole. A transaction that inserts rows first holds the workspace's installation
+(`Deliveries.gate`), so no row is stored for a workspace whose uninstall has committed.
 """
 
 from __future__ import annotations
@@ -229,6 +230,7 @@ class PollService:
 
         def work() -> bool:
             with write_transaction(self.engine) as conn:
+                self._hold_installation(conn, ws)
                 if not self.deliveries.claim(ws, delivery_key, conn=conn):
                     return False
                 self._sweep_unposted(conn, ws, now)
@@ -292,6 +294,7 @@ class PollService:
 
         def work() -> VoteResult:
             with write_transaction(self.engine) as conn:
+                self._hold_installation(conn, ws)
                 row = self._lock_poll(conn, ws, poll_id)
                 if row is None:
                     return VoteResult(VoteOutcome.NOT_FOUND)
@@ -450,6 +453,12 @@ class PollService:
             conn.execute(table.delete().where(table.c.workspace_key == key))
 
     # ------------------------------------------------------------------ helpers
+
+    def _hold_installation(self, conn: Connection, ws: WorkspaceRef) -> None:
+        """First in every transaction that inserts rows: the workspace must still be installed, and
+        stays so until the commit (an uninstall waits, then deletes these rows too)."""
+        if self.deliveries.gate is not None:
+            self.deliveries.gate.require(conn, ws.key)
 
     def _lock_poll(self, conn: Connection, ws: WorkspaceRef, poll_id: str) -> Optional[sa.Row]:
         c = polls.c

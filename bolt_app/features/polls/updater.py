@@ -34,6 +34,8 @@ from typing import Any, Callable, Hashable, Optional
 
 from slack_sdk.errors import SlackApiError
 
+from bolt_app.tokens.installed import WorkspaceNotInstalled
+
 logger = logging.getLogger(__name__)
 
 # Errors after which no further update of this message can succeed.
@@ -176,6 +178,9 @@ class MessageUpdater:
                 return "stop", 0.0
             logger.warning("chat.update for %s failed (%s); will retry", key, code or status)
             return "failed", 1.0
+        except WorkspaceNotInstalled:
+            logger.info("Stopped updating the message of %s: the workspace is no longer installed", key)
+            return "stop", 0.0
         except Exception as error:  # connection errors after the client's own retries
             logger.warning("chat.update for %s failed (%s); will retry", key, type(error).__name__)
             return "failed", 1.0
