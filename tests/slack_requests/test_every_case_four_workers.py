@@ -17,7 +17,6 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 
 from bolt_app import database
 from bolt_app.answers import NOT_INSTALLED
@@ -44,8 +43,6 @@ def _burst(requests: list) -> list:
 
 
 def test_every_case_with_four_web_workers(db_url, standin, app_server_factory) -> None:
-    if db_url.startswith("mysql"):
-        pytest.skip("the four-worker run covers SQLite and PostgreSQL")
     engine = database.create_engine(db_url, pool_size=2)
     database.upgrade(engine)  # a server database is migrated before the app starts
     server = app_server_factory(db_url, WEB_CONCURRENCY=WORKERS, WEB_THREADS="8")
