@@ -17,6 +17,7 @@ from slack_bolt import App, BoltContext, BoltRequest, BoltResponse
 from slack_bolt.middleware import Middleware
 
 from bolt_app.storage.installation_store import InstallationStore
+from bolt_app.telemetry import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ def handle_revocation(store: InstallationStore, event: dict, context: BoltContex
         return
     if event["type"] == "app_uninstalled":
         store.delete_all(enterprise_id=enterprise_id, team_id=team_id)
+        metrics.uninstalled()
         logger.info("Uninstalled from enterprise_id=%s team_id=%s: tokens and data deleted", enterprise_id, team_id)
         return
     tokens = event.get("tokens") if isinstance(event.get("tokens"), dict) else {}
@@ -50,6 +52,7 @@ def handle_revocation(store: InstallationStore, event: dict, context: BoltContex
     bots = [b for b in (tokens.get("bot") or []) if isinstance(b, str) and b]
     if bots:
         store.delete_bot(enterprise_id=enterprise_id, team_id=team_id)
+    metrics.tokens_revoked(bot=1 if bots else 0, user=len(user_ids))
     logger.info(
         "Tokens revoked in enterprise_id=%s team_id=%s: %d user token(s)%s deleted",
         enterprise_id,
