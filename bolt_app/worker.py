@@ -250,9 +250,10 @@ def run(settings: Settings) -> int:
     dramatiq.Actor(job_function(app), broker=queue.broker, actor_name=background.ACTOR_NAME,
                    queue_name=background.QUEUE_NAME, priority=0, options={})
     worker = dramatiq.Worker(queue.broker, worker_threads=settings.worker_threads)
-    metrics_server = exposition.serve_process_metrics(
-        settings.host, settings.metrics_port,
-        exposition.QueueCollector(background.TaskQueue(settings.task_queue_url, socket_timeout=2.0)))
+    metrics_server = None
+    if settings.metrics_port:  # this process's metrics, and the queue's depth read at each scrape
+        depth = exposition.QueueCollector(background.TaskQueue(settings.task_queue_url, socket_timeout=2.0))
+        metrics_server = exposition.serve_process_metrics(settings.host, settings.metrics_port, depth)
 
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
