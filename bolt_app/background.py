@@ -33,6 +33,7 @@ from slack_bolt.util.utils import get_name_for_callable
 
 from bolt_app.lazy_work import call_lazy_function, lazy_only_headers
 from bolt_app.settings import Settings
+from bolt_app.telemetry import metrics
 
 if TYPE_CHECKING:
     import redis
@@ -134,6 +135,10 @@ class TaskQueue:
     def waiting(self) -> int:
         """Jobs not finished yet: queued, delayed for a retry, or fetched by a worker."""
         return int(self.broker.do_qsize(QUEUE_NAME))
+
+    def dead_letters(self) -> int:
+        """Jobs dead-lettered and still kept (`failed_jobs` lists them)."""
+        return int(self.client.zcard(self._dead))
 
     def maintain(self, broker_id: str) -> None:
         """Heartbeat for the worker whose broker is `broker_id`, and put back on the queue the
@@ -251,6 +256,7 @@ class QueueLazyListenerRunner(LazyListenerRunner):
         # Bolt's runner names the function on the copy of the request it hands over.
         name = request.lazy_function_name or get_name_for_callable(function)
         self.queue.send(job_for(name, request))
+        metrics.job_enqueued(name)
 
     def run(self, function: Callable[..., None], request: BoltRequest) -> None:
         outcome: Optional[JobOutcome] = getattr(request, OUTCOME, None)

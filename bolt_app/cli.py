@@ -100,7 +100,7 @@ def _settings(purpose: str) -> Settings:
         # two itself and turns on its own file-based OAuth when they merely exist.
         if name in os.environ and not os.environ[name].strip():
             del os.environ[name]
-    configure_logging(settings.log_level, settings.secrets)
+    configure_logging(settings.log_level, settings.secrets, log_format=settings.log_format)
     return settings
 
 

@@ -17,6 +17,8 @@ from typing import Iterator
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 
+from bolt_app.telemetry import db as telemetry_db
+
 try:
     import fcntl
 except ImportError:  # Windows: no flock; msvcrt locks a byte of the file instead
@@ -57,18 +59,22 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int | None = N
         engine = sa.create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
+            # (an in-memory database keeps SQLAlchemy's one-connection pool)
+            **({} if _in_memory(url) else {"poolclass": telemetry_db.CountingQueuePool}),
             pool_size=pool_size,
             max_overflow=max_overflow,
         )
         _configure_sqlite(engine)
+        telemetry_db.instrument(engine)
         return engine
     connect_args: dict = {}
     if backend == "mysql":
         connect_args = {"charset": "utf8mb4", "connect_timeout": 5}
     elif backend == "postgresql":
         connect_args = {"connect_timeout": 5}
-    return sa.create_engine(
+    engine = sa.create_engine(
         url,
+        poolclass=telemetry_db.CountingQueuePool,
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_pre_ping=True,  # a restarted or failed-over server must not break pooled connections
@@ -76,6 +82,13 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int | None = N
         pool_timeout=10,
         connect_args=connect_args,
     )
+    telemetry_db.instrument(engine)
+    return engine
+
+
+def _in_memory(url: str) -> bool:
+    database = make_url(url).database
+    return not database or database == ":memory:" or "mode=memory" in url
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -9,6 +9,7 @@ app as a lazy-only request, so authorize hands it the new token.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from concurrent.futures import Executor
 from typing import Any, Callable, Sequence
@@ -67,7 +68,8 @@ class ThreadLazyRunner(ThreadLazyListenerRunner):
         self.app = app
 
     def start(self, function: Callable[..., None], request: BoltRequest) -> None:
-        self.executor.submit(self._run_in_thread, function, request)
+        # In the request's log context (its kind and ids: bolt_app/telemetry/context.py).
+        self.executor.submit(contextvars.copy_context().run, self._run_in_thread, function, request)
 
     def _run_in_thread(self, function: Callable[..., None], request: BoltRequest) -> None:
         try:

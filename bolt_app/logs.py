@@ -6,10 +6,14 @@ Bolt's debug output, gunicorn's logs and exception tracebacks alike.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
+from datetime import datetime, timezone
 from typing import Iterable
+
+from bolt_app.telemetry import context
 
 # xoxb-/xoxp-/xoxe-/xoxa-/xapp- tokens, including rotating forms such as xoxe.xoxb-1-…
 TOKEN_PATTERN = re.compile(r"\b(?:xox[abpers]|xapp)(?:\.xox[abp])?-[A-Za-z0-9-]+")
@@ -42,9 +46,39 @@ class MaskingFormatter(logging.Formatter):
         return mask_secrets(super().format(record), self.secrets)
 
 
-def configure_logging(level: str = "INFO", secrets: Iterable[str] = (), stream=None) -> None:  # type: ignore[no-untyped-def]
+class JsonFormatter(MaskingFormatter):
+    """`LOG_FORMAT=json`: one JSON object per line: time (UTC, ISO 8601), level, logger, message,
+    process, and where known the request's kind, team, enterprise and event ids (or the job's
+    function; bolt_app/telemetry/context.py), exception (its traceback). Every string is masked
+    like the text format's lines, before it is encoded."""
+
+    def __init__(self, fmt: str = FORMAT, secrets: Iterable[str] = ()):
+        super().__init__(fmt, secrets)
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, tz=timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "process": record.process,
+        }
+        entry.update(context.current())
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            entry["exception"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        masked = {key: mask_secrets(value, self.secrets) if isinstance(value, str) else value
+                  for key, value in entry.items()}
+        return json.dumps(masked, ensure_ascii=False, default=str)
+
+
+def configure_logging(level: str = "INFO", secrets: Iterable[str] = (), stream=None,  # type: ignore[no-untyped-def]
+                      log_format: str = "text") -> None:
     """Root logging to stderr with masking; other handlers already present get the formatter too."""
-    formatter = MaskingFormatter(secrets=secrets)
+    formatter = (JsonFormatter if log_format == "json" else MaskingFormatter)(secrets=secrets)
     root = logging.getLogger()
     root.setLevel(level)
     if not any(getattr(h, "is_app_handler", False) for h in root.handlers):
@@ -69,7 +103,10 @@ def mask_all_handlers(formatter: MaskingFormatter | None = None) -> None:
     formatter = formatter or root_formatter or MaskingFormatter()
     for logger in loggers:
         for handler in getattr(logger, "handlers", []):
-            if not isinstance(handler.formatter, MaskingFormatter):
+            if isinstance(formatter, JsonFormatter):
+                if handler.formatter is not formatter:
+                    handler.setFormatter(formatter)  # one format for every line, gunicorn's included
+            elif not isinstance(handler.formatter, MaskingFormatter):
                 fmt = handler.formatter._fmt if handler.formatter is not None else FORMAT  # type: ignore[union-attr]
                 handler.setFormatter(MaskingFormatter(fmt or FORMAT, formatter.secrets))
             elif formatter is not handler.formatter:

@@ -25,6 +25,7 @@ from bolt_app.features.workspace import WorkspaceRef
 from bolt_app.storage.installation_store import InstallationStore
 from bolt_app.tokens.authorize import INSTALLATION_IS_ORG_WIDE
 from bolt_app.tokens.installed import InstalledOnlyClient, InstalledTokens
+from bolt_app.telemetry import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ def handle_revocation(store: InstallationStore, event: dict, context: BoltContex
         return
     if event["type"] == "app_uninstalled":
         store.delete_all(enterprise_id=enterprise_id, team_id=team_id)
+        metrics.uninstalled()
         logger.info("Uninstalled from enterprise_id=%s team_id=%s: tokens and data deleted", enterprise_id, team_id)
         return
     tokens = event.get("tokens") if isinstance(event.get("tokens"), dict) else {}
@@ -58,6 +60,7 @@ def handle_revocation(store: InstallationStore, event: dict, context: BoltContex
     bots = [b for b in (tokens.get("bot") or []) if isinstance(b, str) and b]
     if bots:
         store.delete_bot(enterprise_id=enterprise_id, team_id=team_id)
+    metrics.tokens_revoked(bot=1 if bots else 0, user=len(user_ids))
     logger.info(
         "Tokens revoked in enterprise_id=%s team_id=%s: %d user token(s)%s deleted",
         enterprise_id,

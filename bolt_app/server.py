@@ -5,14 +5,16 @@ from __future__ import annotations
 import gc
 import logging
 import threading
-from typing import Any
+from typing import Any, Optional
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger as GunicornLogger
 
 from bolt_app import database
 from bolt_app.logs import mask_all_handlers
 from bolt_app.settings import Settings
 from bolt_app.storage import crypto
+from bolt_app.telemetry import exposition
 
 logger = logging.getLogger(__name__)
 
@@ -90,9 +92,27 @@ def start_refresher(tokens: Any, settings: Settings) -> threading.Thread:
     return thread
 
 
+class MaskedGunicornLogger(GunicornLogger):
+    """gunicorn's logger with the app's formatter (masking; JSON with LOG_FORMAT=json) from its
+    first line on ("Starting gunicorn", "Listening at"), not only from `when_ready`."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        mask_all_handlers()
+
+
 class GunicornServer(BaseApplication):
-    def __init__(self, settings: Settings, options: dict[str, Any] | None = None):
+    def __init__(self, settings: Settings, options: dict[str, Any] | None = None,
+                 metrics: Optional[exposition.GunicornMetrics] = None):
         self.settings_ = settings
+        hooks: dict[str, Any] = {}
+        if metrics is not None:
+            # The master's metrics server and multiprocess directory (bolt_app/telemetry/exposition.py).
+            hooks = {
+                "post_fork": lambda server, worker: metrics.post_fork(),
+                "child_exit": lambda server, worker: metrics.child_exit(worker.pid),
+                "on_exit": lambda server: metrics.on_exit(),
+            }
         self.options = {
             "bind": f"{settings.host}:{settings.port}",
             "workers": settings.web_concurrency,
@@ -122,6 +142,8 @@ class GunicornServer(BaseApplication):
             "control_socket_disable": True,
             "when_ready": lambda server: mask_all_handlers(),
             "post_worker_init": lambda worker: mask_all_handlers(),
+            "logger_class": MaskedGunicornLogger,
+            **hooks,
             **(options or {}),
         }
         super().__init__()
@@ -136,6 +158,20 @@ class GunicornServer(BaseApplication):
 
 
 def serve(settings: Settings) -> None:
+    metrics = None
+    if settings.metrics_port:
+        # Before anything records, and before the database (a busy port is found first).
+        metrics = exposition.GunicornMetrics(settings.host, settings.metrics_port)
+    else:
+        exposition.in_memory_only()
+    try:
+        _serve(settings, metrics)
+    finally:
+        if metrics is not None:
+            metrics.on_exit()  # in the master only (gunicorn's workers return through here too)
+
+
+def _serve(settings: Settings, metrics: Optional[exposition.GunicornMetrics]) -> None:
     prepare_database(settings)
     logger.info(
         "Serving on http://%s:%s with %d worker(s) x %d thread(s), database %s",
@@ -145,4 +181,4 @@ def serve(settings: Settings) -> None:
         settings.web_threads,
         settings.database_url_for_display,
     )
-    GunicornServer(settings).run()
+    GunicornServer(settings, metrics=metrics).run()

@@ -18,6 +18,7 @@ DEFAULT_DATABASE_URL = "sqlite:///slack_app.db"
 DEFAULT_API_URL = "https://slack.com/api/"
 DEFAULT_AUTHORIZE_URL = "https://slack.com/oauth/v2/authorize"
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+LOG_FORMATS = ("text", "json")
 
 # What each command needs: serving HTTP needs the signing secret; admin commands only the database;
 # a queue worker (`python main.py worker`) needs the credentials and TASK_QUEUE_URL.
@@ -67,6 +68,10 @@ class Settings:
     # Lazy work on a queue (bolt_app/background.py) instead of this process's threads; may hold a password.
     task_queue_url: str | None = field(default=None, repr=False)
     worker_threads: int = 8
+    # Structured logs (one JSON object per line) instead of text lines.
+    log_format: str = "text"
+    # Prometheus metrics on their own port, on HOST like the app; None: not served.
+    metrics_port: int | None = None
 
     @property
     def multi_workspace(self) -> bool:
@@ -247,6 +252,11 @@ def load_settings(env: Mapping[str, str] | None = None, purpose: Purpose = "serv
         r.problems.append(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)} (got {log_level!r}).")
         log_level = "INFO"
 
+    log_format = (r.text("LOG_FORMAT") or "text").lower()
+    if log_format not in LOG_FORMATS:
+        r.problems.append(f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)} (got {log_format!r}).")
+        log_format = "text"
+
     install_mode = (r.text("SLACK_INSTALL_PAGE") or "page").lower()
     if install_mode not in ("page", "redirect"):
         r.problems.append(f"SLACK_INSTALL_PAGE must be 'page' or 'redirect' (got {install_mode!r}).")
@@ -266,6 +276,13 @@ def load_settings(env: Mapping[str, str] | None = None, purpose: Purpose = "serv
                 "(url-safe base64 of 32 bytes; `python main.py keys generate` prints one)."
             )
 
+    port = r.integer("PORT", 3000, 0, 65535)
+    metrics_port = r.integer("METRICS_PORT", 0, 1, 65535) if r.text("METRICS_PORT") else None
+    if metrics_port is not None and metrics_port == port:
+        r.problems.append(
+            f"METRICS_PORT must differ from PORT (both are {port}): metrics are never served on the port Slack reaches."
+        )
+
     settings = Settings(
         signing_secret=signing_secret,
         client_id=client_id,
@@ -280,7 +297,7 @@ def load_settings(env: Mapping[str, str] | None = None, purpose: Purpose = "serv
         authorize_url=r.url("SLACK_AUTHORIZE_URL", DEFAULT_AUTHORIZE_URL) or DEFAULT_AUTHORIZE_URL,
         public_url=r.url("PUBLIC_URL", None),
         host=r.text("HOST") or "0.0.0.0",
-        port=r.integer("PORT", 3000, 0, 65535),
+        port=port,
         web_concurrency=r.integer("WEB_CONCURRENCY", 2, 1, 64),
         web_threads=r.integer("WEB_THREADS", 8, 1, 256),
         log_level=log_level,
@@ -293,6 +310,8 @@ def load_settings(env: Mapping[str, str] | None = None, purpose: Purpose = "serv
         query_stats_dir=r.text("QUERY_STATS_DIR"),
         task_queue_url=task_queue_url,
         worker_threads=r.integer("WORKER_THREADS", 8, 1, 256),
+        log_format=log_format,
+        metrics_port=metrics_port or None,
     )
     if r.problems:
         raise SettingsError(r.problems)

@@ -278,12 +278,17 @@ def close_quickly(client: SocketModeClient) -> None:
 def serve_socket_mode(settings: Settings) -> int:
     """`python main.py` with SLACK_APP_TOKEN: migrate or check the schema, then run until a signal."""
     from bolt_app.server import prepare_database, start_refresher
+    from bolt_app.telemetry import exposition
 
+    exposition.in_memory_only()  # one process
+    metrics_server = exposition.serve_process_metrics(settings.host, settings.metrics_port)
     prepare_database(settings)
     runner = SocketModeRunner(settings)
     if settings.token_refresh_interval_minutes and runner.app.tokens is not None:
         start_refresher(runner.app.tokens, settings)
     code = runner.run()
+    if metrics_server is not None:
+        metrics_server.stop()
     if not runner.finished_cleanly:
         # Threads still stuck after the bounded wait must not keep the process alive.
         logging.shutdown()

@@ -1,8 +1,11 @@
 """The WSGI application served by gunicorn: Bolt's endpoints plus a health check.
 
 Routes: POST /slack/events (events, commands, interactivity), GET /slack/install,
-GET /slack/oauth_redirect, GET /healthz. Hostile input never reaches Bolt as a 500: oversized
-bodies are refused before they are read, undecodable ones are answered 400.
+GET /slack/oauth_redirect, GET /healthz, nothing else (metrics are served on METRICS_PORT only:
+bolt_app/telemetry/exposition.py). Hostile input never reaches Bolt as a 500: oversized bodies
+are refused before they are read, undecodable ones are answered 400. Slack requests and OAuth
+pages are counted (by kind and answer status, with the time to answer), and log lines written
+while one is served carry its kind and ids (bolt_app/telemetry).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from sqlalchemy import exc as sa_exc
 from bolt_app import background, database
 from bolt_app.app import SlackApp
 from bolt_app.payload import MALFORMED_PAYLOAD_ERRORS, describe_location
+from bolt_app.telemetry import context, labels, metrics
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +83,13 @@ class WebApp:
             if path in (self.install_path, self.redirect_path):
                 if method not in ("GET", "HEAD"):
                     return self._plain(start_response, 405, "Method Not Allowed", [("Allow", "GET")])
-                return self._oauth(environ, start_response, path)
+                page = "install" if path == self.install_path else "callback"
+                answer = _Answer(start_response)
+                try:
+                    with context.bound(request_kind=f"oauth:{page}"):
+                        return self._oauth(environ, answer, path)
+                finally:
+                    metrics.oauth_request(page, answer.status or 500)
             return self._plain(start_response, 404, "Not Found")
         except Exception:  # last line of defence: log, answer, keep serving
             logger.exception("Unhandled error serving %s %s", method, path)
@@ -88,9 +98,20 @@ class WebApp:
     # ------------------------------------------------------------------ routes
 
     def _events(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        """A Slack request, counted by kind and answer status, timed until its answer."""
+        started = time.perf_counter()
+        answer = _Answer(start_response)
+        try:
+            return self._slack_request(environ, answer)
+        finally:
+            metrics.slack_request(answer.kind, answer.name, answer.status or 500, time.perf_counter() - started)
+
+    def _slack_request(self, environ: dict, start_response: "_Answer") -> Iterable[bytes]:
+        start_response.kind = labels.MALFORMED
         body = self._read_body(environ)
         if body is None:
             return self._plain(start_response, 413, "Request body too large")
+        start_response.kind = labels.UNVERIFIED
         if self.signing_secret is not None and not verify_signature(
             self.signing_secret,
             body,
@@ -100,6 +121,7 @@ class WebApp:
             # Checked on the raw bytes before anything is parsed: unsigned input never reaches Bolt.
             logger.info("Refused a request with a missing, invalid or stale Slack signature")
             return self._plain(start_response, 401, "Invalid request signature")
+        start_response.kind = labels.MALFORMED
         try:
             text = body.decode("utf-8")
             request = BoltRequest(body=text, query=environ.get("QUERY_STRING", ""), headers=_headers(environ))
@@ -111,13 +133,16 @@ class WebApp:
         if not isinstance(request.body, dict) or not request.body:
             logger.info("Request body with no Slack payload refused")
             return self._plain(start_response, 400, "Malformed request body")
-        try:
-            response = self.app.dispatch(request)
-        except MALFORMED_PAYLOAD_ERRORS as error:
-            # Raised while Bolt handled its own error about this payload (its error handler builds
-            # arguments from the body): the payload is the problem, not the server.
-            logger.warning("Malformed Slack payload refused: %s", describe_location(error))
-            return self._plain(start_response, 400, "Malformed request body")
+        start_response.kind, start_response.name = labels.request_kind(request.body)
+        with context.bound(request_kind=labels.describe_kind(start_response.kind, start_response.name),
+                           **context.payload_fields(request.body)):
+            try:
+                response = self.app.dispatch(request)
+            except MALFORMED_PAYLOAD_ERRORS as error:
+                # Raised while Bolt handled its own error about this payload (its error handler builds
+                # arguments from the body): the payload is the problem, not the server.
+                logger.warning("Malformed Slack payload refused: %s", describe_location(error))
+                return self._plain(start_response, 400, "Malformed request body")
         return self._respond(start_response, response)
 
     def _oauth(self, environ: dict, start_response: StartResponse, path: str) -> Iterable[bytes]:
@@ -201,6 +226,20 @@ class WebApp:
         headers.append(("Content-Length", str(len(body))))
         start_response(f"{response.status} {_REASONS.get(response.status, 'Status')}", headers)
         return [body]
+
+
+class _Answer:
+    """A WSGI start_response that notes the status it was given, and the request's kind (labels)."""
+
+    def __init__(self, start_response: StartResponse):
+        self.start_response = start_response
+        self.status: int | None = None
+        self.kind, self.name = labels.OTHER, ""
+
+    def __call__(self, status: str, headers: list, *exc_info: Any) -> Any:
+        self.status = int(status.split(" ", 1)[0])
+        return self.start_response(status, headers, *exc_info)
+
 
 _REASONS = {200: "OK", 302: "Found", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
             405: "Method Not Allowed", 413: "Payload Too Large", 500: "Internal Server Error",

@@ -29,6 +29,7 @@ import http.client
 import logging
 import signal
 import threading
+import time
 from typing import Any, Callable, Optional
 
 from slack_bolt import App, BoltRequest
@@ -41,6 +42,7 @@ from bolt_app.features.idempotency import ClaimHeld
 from bolt_app.logs import mask_secrets
 from bolt_app.settings import Settings
 from bolt_app.storage.crypto import TokenEncryptionError
+from bolt_app.telemetry import context, exposition, labels, metrics
 from bolt_app.tokens.rotation import TokensTemporarilyUnavailable
 
 logger = logging.getLogger(__name__)
@@ -122,7 +124,12 @@ def job_function(app: App) -> Callable[..., None]:
             outcome = background.JobOutcome()
             request = BoltRequest(body=body, headers=headers)
             setattr(request, background.OUTCOME, outcome)
-            response = app.dispatch(request)
+            kind, name = labels.request_kind(request.body)
+            with context.bound(request_kind=labels.describe_kind(kind, name), job=function,
+                               **context.payload_fields(request.body)):
+                response = app.dispatch(request)
+            if outcome.ran and function:
+                JOB_FUNCTIONS.add(labels.function_name(function))  # a name Bolt ran: the code's, bounded
             error = outcome.error
             if error is None and not outcome.ran:
                 if response.status == 503:  # the app's error handler: database or tokens unavailable
@@ -160,8 +167,33 @@ def _retry_when(retries: int, error: BaseException) -> bool:
     return not isinstance(error, JobFailed) and retries < MAX_RETRIES
 
 
+# Lazy function names that ran in this worker: the `function` label of job metrics (others: "other").
+JOB_FUNCTIONS: set[str] = set()
+
+
 def broker_middleware(queue: background.TaskQueue) -> list:
     from dramatiq.middleware import Middleware, Retries, TimeLimit
+
+    class JobMetrics(Middleware):
+        """Counts each job by outcome: done, retried or failed (dead-lettered). Listed before
+        Retries, like DeadLetterNotes, to see its verdict (`message.failed`)."""
+
+        def __init__(self) -> None:
+            self.started: dict[str, float] = {}
+
+        def before_process_message(self, broker: Any, message: Any) -> None:
+            self.started[message.message_id] = time.perf_counter()
+
+        def after_process_message(self, broker: Any, message: Any, *, result: Any = None,
+                                  exception: Optional[BaseException] = None) -> None:
+            seconds = time.perf_counter() - self.started.pop(message.message_id, time.perf_counter())
+            function = message.kwargs.get("function")
+            label = function if function in JOB_FUNCTIONS else labels.OTHER
+            outcome = "done" if exception is None else ("failed" if message.failed else "retried")
+            metrics.job_finished(label, outcome, seconds)
+
+        def after_skip_message(self, broker: Any, message: Any) -> None:
+            self.started.pop(message.message_id, None)
 
     class DeadLetterNotes(Middleware):
         """Writes the summary `jobs failed` shows next to each dead letter. Listed before Retries:
@@ -174,6 +206,7 @@ def broker_middleware(queue: background.TaskQueue) -> list:
 
     return [
         TimeLimit(time_limit=TIME_LIMIT_MS),
+        JobMetrics(),
         DeadLetterNotes(),
         Retries(min_backoff=MIN_BACKOFF_MS, max_backoff=MAX_BACKOFF_MS, retry_when=_retry_when),
     ]
@@ -201,6 +234,7 @@ def run(settings: Settings) -> int:
     from bolt_app.server import prepare_database
 
     assert settings.task_queue_url
+    exposition.in_memory_only()  # one process: its metrics in memory, served on METRICS_PORT
     for handler in logging.getLogger().handlers:
         handler.addFilter(HideJobBodies())
     prepare_database(settings)  # migrates SQLite, checks a server database's schema
@@ -216,6 +250,10 @@ def run(settings: Settings) -> int:
     dramatiq.Actor(job_function(app), broker=queue.broker, actor_name=background.ACTOR_NAME,
                    queue_name=background.QUEUE_NAME, priority=0, options={})
     worker = dramatiq.Worker(queue.broker, worker_threads=settings.worker_threads)
+    metrics_server = None
+    if settings.metrics_port:  # this process's metrics, and the queue's depth read at each scrape
+        depth = exposition.QueueCollector(background.TaskQueue(settings.task_queue_url, socket_timeout=2.0))
+        metrics_server = exposition.serve_process_metrics(settings.host, settings.metrics_port, depth)
 
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -230,6 +268,8 @@ def run(settings: Settings) -> int:
     logger.info("Stopping: no new jobs; finishing the running ones (up to %d s)", STOP_TIMEOUT_SECONDS)
     worker.stop(timeout=STOP_TIMEOUT_SECONDS * 1000)
     heartbeat.join(timeout=5)
+    if metrics_server is not None:
+        metrics_server.stop()
     engine.dispose()
     logger.info("Worker stopped")
     return 0

@@ -143,3 +143,18 @@ def test_task_queue_problems(env: dict[str, str], purpose: str, expected: str) -
 def test_a_malformed_task_queue_url_is_never_echoed() -> None:
     found = problems({**GOOD, "TASK_QUEUE_URL": "redis:/hunter2-password@"})
     assert not any("hunter2" in p for p in found) and any("TASK_QUEUE_URL" in p for p in found)
+
+
+def test_log_format_and_metrics_port() -> None:
+    settings = load_settings(GOOD)
+    assert settings.log_format == "text" and settings.metrics_port is None
+    settings = load_settings({**GOOD, "LOG_FORMAT": "JSON", "METRICS_PORT": "9100"})
+    assert settings.log_format == "json" and settings.metrics_port == 9100
+
+
+def test_log_format_and_metrics_port_problems_are_named_together() -> None:
+    found = problems({**GOOD, "LOG_FORMAT": "yaml", "METRICS_PORT": "metrics"})
+    assert any("LOG_FORMAT must be one of text, json" in p for p in found), found
+    assert any("METRICS_PORT must be a whole number" in p for p in found), found
+    found = problems({**GOOD, "PORT": "3000", "METRICS_PORT": "3000"})
+    assert any("METRICS_PORT must differ from PORT" in p for p in found), found

@@ -29,6 +29,7 @@ from slack_sdk.oauth.state_utils import OAuthStateUtils
 
 from bolt_app import manifest
 from bolt_app.oauth import pages
+from bolt_app.telemetry import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +169,7 @@ def _success(args: SuccessArgs) -> BoltResponse:
         slash_commands=manifest.slash_commands(),
     )
     logger.info("Installed into enterprise_id=%s team_id=%s", i.enterprise_id, i.team_id)
+    metrics.installed()
     return BoltResponse(
         status=200,
         body=html,
@@ -179,6 +181,7 @@ def _failure(args: FailureArgs) -> BoltResponse:
     reason = args.reason if isinstance(args.reason, str) else "server_error"
     status = STATUS_BY_REASON.get(reason, args.suggested_status_code)
     logger.info("Installation failed: %s (status %s)", reason[:100], status)
+    metrics.install_failed(reason)
     html = pages.render_failure_page(app_name=manifest.app_name(), reason=reason, retry_url=args.settings.install_path)
     headers = {"Content-Type": HTML}
     if reason != "already_used":  # keep the "used" mark, so a second reload says the same

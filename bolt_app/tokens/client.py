@@ -14,11 +14,13 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.http_retry.handler import RetryHandler
 
+from bolt_app.telemetry.api_calls import ApiCallMetrics
 from bolt_app.tokens.rejections import TokenRejections
 
 
 def retry_handlers(rejections: TokenRejections | None = None) -> list[RetryHandler]:
     return [
+        ApiCallMetrics(),  # first: slack_sdk stops asking at the handler that retries
         *([rejections] if rejections is not None else []),
         RateLimitErrorRetryHandler(max_retry_count=3),
         ServerErrorRetryHandler(max_retry_count=2),

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from bolt_app.database import lock_rows_to_update_values, write_transaction
 from bolt_app.storage import tables
+from bolt_app.telemetry import metrics
 from bolt_app.storage.tables import (
     STATUS_NEEDS_REINSTALL,
     STATUS_OK,
@@ -301,11 +302,18 @@ class TokenService:
         return UserTokens.from_row(row) if row is not None else None
 
     def _refresh(self, kind: _Kind, where: sa.ColumnElement[bool], rejected_token: str | None) -> Mapping | None:
+        with metrics.token_refresh(kind.name) as attempt:
+            return self._refresh_counted(kind, where, rejected_token, attempt)
+
+    def _refresh_counted(self, kind: _Kind, where: sa.ColumnElement[bool], rejected_token: str | None,
+                         attempt: metrics.RefreshAttempt) -> Mapping | None:
         needs_reinstall: InstallationNeedsReinstall | None = None
+        waiting_since = time.perf_counter()  # SQLite waits at BEGIN IMMEDIATE, the others at the SELECT
         try:
             with write_transaction(self.engine) as conn:
                 self._set_lock_timeout(conn)
                 row = conn.execute(lock_rows_to_update_values(self.engine, sa.select(kind.table).where(where))).first()
+                attempt.lock_acquired(time.perf_counter() - waiting_since)
                 if row is None:
                     return None
                 row = dict(row._mapping)
@@ -317,8 +325,10 @@ class TokenService:
                     return row
                 if rejected_token is not None:
                     if current_token != rejected_token:
+                        attempt.outcome = "done_elsewhere"
                         return row  # already replaced by another caller
                 elif not self.is_due(expires_at):
+                    attempt.outcome = "done_elsewhere"
                     return row  # another caller refreshed while we waited for the lock
 
                 try:
@@ -343,6 +353,7 @@ class TokenService:
                             .values({k: v for k, v in values.items() if k != "updated_at"})
                         )
                     row.update(values)
+                    attempt.outcome = "refreshed"
                     logger.info(
                         "Rotated %s token for enterprise_id=%s team_id=%s",
                         kind.name,
