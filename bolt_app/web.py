@@ -183,7 +183,9 @@ class WebApp:
     def _oauth(self, environ: dict, start_response: StartResponse, path: str) -> Iterable[bytes]:
         flow = self.app.oauth_flow
         assert flow is not None
-        request = BoltRequest(body="", query=environ.get("QUERY_STRING", ""), headers=_headers(environ))
+        # The scheme as gunicorn saw it: "https" behind a TLS proxy it trusts (FORWARDED_ALLOW_IPS).
+        request = BoltRequest(body="", query=environ.get("QUERY_STRING", ""), headers=_headers(environ),
+                              context={"url_scheme": environ.get("wsgi.url_scheme", "http")})
         try:
             response = flow.handle_installation(request) if path == self.install_path else flow.handle_callback(request)
         except (sa_exc.DBAPIError, sa_exc.TimeoutError) as error:

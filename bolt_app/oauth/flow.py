@@ -1,9 +1,10 @@
 """Bolt's OAuthFlow with the app's pages, a stricter state cookie and failures that store nothing.
 
 Changes against the stock flow:
-- the state cookie is HttpOnly, SameSite=Lax, and Secure only when the app is served over https
-  (stock always sets Secure and no SameSite); one cookie per install in flight, so two tabs can
-  install two workspaces at once, and a reloaded callback is told apart ("already_used");
+- the state cookie is HttpOnly, SameSite=Lax, and Secure with the `__Host-` prefix wherever the app
+  is not plain http on a loopback address (stock always sets Secure and no SameSite; see
+  `StateCookie`); one cookie per install in flight, so two tabs can install two workspaces at
+  once, and a reloaded callback is told apart ("already_used");
 - a missing state is told apart from a state opened in another browser;
 - any storage failure (not only BoltError) becomes the "storage_error" page with 503, never a 500
   with a traceback, and the transaction leaves nothing half-written;
@@ -13,10 +14,13 @@ Changes against the stock flow:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import hmac
 import logging
-from typing import Optional
+from typing import Iterator, Optional
+from urllib.parse import urlsplit
 
 from slack_bolt.error import BoltError
 from slack_bolt.oauth import OAuthFlow
@@ -29,6 +33,7 @@ from slack_sdk.oauth.state_utils import OAuthStateUtils
 
 from bolt_app import manifest
 from bolt_app.oauth import pages
+from bolt_app.settings import is_loopback
 
 logger = logging.getLogger(__name__)
 
@@ -38,25 +43,75 @@ HTML = "text/html; charset=utf-8"
 # that the server could not complete it, without pretending the request was bad.
 STATUS_BY_REASON = {"storage_error": 503, "missing_state": 400}
 
+# A BoltRequest context key: the scheme the request arrived with ("https" behind a TLS proxy that
+# gunicorn trusts, see FORWARDED_ALLOW_IPS), set by the web layer.
+URL_SCHEME = "url_scheme"
+HOST_PREFIX = "__Host-"
+
+# Whether the OAuth request being served gets Secure cookies (None: outside a request).
+_secure_request: contextvars.ContextVar[Optional[bool]] = contextvars.ContextVar("secure_request", default=None)
+
+
+def _host_of(request: BoltRequest) -> Optional[str]:
+    values = request.headers.get("host") or []
+    if not values:
+        return None
+    try:
+        return urlsplit(f"//{values[0]}").hostname
+    except ValueError:
+        return None
+
 
 class StateCookie(OAuthStateUtils):
     """One cookie per install in flight (``<cookie_name>-<hash of state>``), so installs started in
     two tabs of one browser do not overwrite each other's state, and finishing or cancelling one
     leaves the others alone. A finished install leaves its cookie marked "used" until it expires,
     so reloading the callback says "already used" instead of "use the same browser".
-    Cookies set under the plain ``cookie_name`` (before this scheme) are still accepted."""
+
+    Secure cookies carry the ``__Host-`` prefix too (the browser then accepts them only from this
+    host, over https, for Path=/, and no sibling subdomain or plain-http page can plant one), and
+    only prefixed names are read back. Without Secure, cookies set under the plain
+    ``cookie_name`` (before per-state names) are still accepted.
+
+    `secure`: True (production: the app's configured address is https or not a loopback host),
+    False (plain http on loopback: local development), None (no address configured: decided per
+    request, see `serving`). A request that arrived over https always gets Secure cookies."""
 
     USED = "used"
 
-    def __init__(self, *, cookie_name: str, expiration_seconds: int, secure: bool):
+    def __init__(self, *, cookie_name: str, expiration_seconds: int, secure: Optional[bool]):
         super().__init__(cookie_name=cookie_name, expiration_seconds=expiration_seconds)
         self.secure = secure
 
+    def secure_for(self, request: BoltRequest) -> bool:
+        if self.secure or request.context.get(URL_SCHEME) == "https":
+            return True
+        # No address configured: a browser that reached us under a name other than a loopback
+        # one is not local development (a missing Host counts as not loopback).
+        return self.secure is None and not is_loopback(_host_of(request))
+
+    @contextlib.contextmanager
+    def serving(self, request: BoltRequest) -> Iterator[None]:
+        """The cookies set and read while serving `request` follow its security."""
+        token = _secure_request.set(self.secure_for(request))
+        try:
+            yield
+        finally:
+            _secure_request.reset(token)
+
+    @property
+    def is_secure(self) -> bool:
+        current = _secure_request.get()
+        return bool(self.secure) if current is None else current
+
     def _flags(self) -> str:
-        return "; Secure" if self.secure else ""
+        return "; Secure" if self.is_secure else ""
+
+    def _name(self, name: str) -> str:
+        return HOST_PREFIX + name if self.is_secure else name
 
     def name_for(self, state: str) -> str:
-        return f"{self.cookie_name}-{hashlib.sha256(state.encode()).hexdigest()[:16]}"
+        return self._name(f"{self.cookie_name}-{hashlib.sha256(state.encode()).hexdigest()[:16]}")
 
     def _cookies(self, request_headers: dict) -> dict[str, str]:
         headers = request_headers.get("cookie") if request_headers else None
@@ -80,16 +135,16 @@ class StateCookie(OAuthStateUtils):
         return self._set(state, self.USED)
 
     def build_set_cookie_for_deletion(self, state: Optional[str] = None) -> str:
-        name = self.name_for(state) if state else self.cookie_name
+        name = self.name_for(state) if state else self._name(self.cookie_name)
         return f"{name}=deleted; HttpOnly; SameSite=Lax; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT{self._flags()}"
 
     def is_valid_browser(self, state: Optional[str], request_headers: dict) -> bool:
         if not state:
             return False
         cookies = self._cookies(request_headers)
-        return hmac.compare_digest(cookies.get(self.name_for(state), ""), state) or super().is_valid_browser(
-            state, request_headers
-        )
+        if hmac.compare_digest(cookies.get(self.name_for(state), ""), state):
+            return True
+        return not self.is_secure and super().is_valid_browser(state, request_headers)
 
     def was_used(self, state: str, request_headers: dict) -> bool:
         """This browser already finished the install that this state belongs to."""
@@ -109,7 +164,19 @@ class AppOAuthFlow(OAuthFlow):
             icon_data_url=pages.app_icon_data_url(),
         )
 
+    def _serving(self, request: BoltRequest) -> contextlib.AbstractContextManager:
+        utils = self.settings.state_utils
+        return utils.serving(request) if isinstance(utils, StateCookie) else contextlib.nullcontext()
+
+    def handle_installation(self, request: BoltRequest) -> BoltResponse:
+        with self._serving(request):
+            return super().handle_installation(request)
+
     def handle_callback(self, request: BoltRequest) -> BoltResponse:
+        with self._serving(request):
+            return self._handle_callback(request)
+
+    def _handle_callback(self, request: BoltRequest) -> BoltResponse:
         has_error = request.query.get("error", [None])[0] is not None
         state = request.query.get("state", [None])[0]
         if not has_error and self.settings.state_validation_enabled and not state:
