@@ -5,6 +5,8 @@ Changes against the stock flow:
   is not plain http on a loopback address (stock always sets Secure and no SameSite; see
   `StateCookie`); one cookie per install in flight, so two tabs can install two workspaces at
   once, and a reloaded callback is told apart ("already_used");
+- `/slack/install?team=` accepts only a Slack workspace or organization id (anything else is a
+  400 page), and it reaches the authorize URL encoded;
 - a missing state is told apart from a state opened in another browser;
 - any storage failure (not only BoltError) becomes the "storage_error" page with 503, never a 500
   with a traceback, and the transaction leaves nothing half-written;
@@ -19,8 +21,9 @@ import contextvars
 import hashlib
 import hmac
 import logging
+import re
 from typing import Iterator, Optional
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from slack_bolt.error import BoltError
 from slack_bolt.oauth import OAuthFlow
@@ -43,6 +46,8 @@ HTML = "text/html; charset=utf-8"
 # that the server could not complete it, without pretending the request was bad.
 STATUS_BY_REASON = {"storage_error": 503, "missing_state": 400}
 
+# The `team` an install link may pre-select: a workspace (T…) or an organization (E…) id.
+TEAM_ID = re.compile(r"[TE][A-Z0-9]{2,31}")
 # A BoltRequest context key: the scheme the request arrived with ("https" behind a TLS proxy that
 # gunicorn trusts, see FORWARDED_ALLOW_IPS), set by the web layer.
 URL_SCHEME = "url_scheme"
@@ -60,6 +65,17 @@ def _host_of(request: BoltRequest) -> Optional[str]:
         return urlsplit(f"//{values[0]}").hostname
     except ValueError:
         return None
+
+
+def requested_team(request: BoltRequest) -> tuple[bool, Optional[str]]:
+    """(valid, team) for an install link's `team` parameter: absent or empty is valid and None;
+    anything but exactly one Slack workspace or organization id is invalid."""
+    values = [v for v in request.query.get("team") or [] if v != ""]
+    if not values:
+        return True, None
+    if len(values) == 1 and TEAM_ID.fullmatch(values[0]):
+        return True, values[0]
+    return False, None
 
 
 class StateCookie(OAuthStateUtils):
@@ -169,8 +185,19 @@ class AppOAuthFlow(OAuthFlow):
         return utils.serving(request) if isinstance(utils, StateCookie) else contextlib.nullcontext()
 
     def handle_installation(self, request: BoltRequest) -> BoltResponse:
+        valid, _ = requested_team(request)
+        if not valid:
+            # Slack's ids are plain capitals and digits: anything else is not a link Slack or this
+            # app made, and it must not reach the authorize URL (or a Location header).
+            logger.info("Install link refused: team is not a Slack id")
+            return self._fail(request, "invalid_team", 400)
         with self._serving(request):
             return super().handle_installation(request)
+
+    def build_authorize_url(self, state: str, request: BoltRequest) -> str:
+        url = self.settings.authorize_url_generator.generate(state=state)
+        _, team = requested_team(request)
+        return url if team is None else f"{url}&team={quote(team, safe='')}"
 
     def handle_callback(self, request: BoltRequest) -> BoltResponse:
         with self._serving(request):

@@ -185,3 +185,22 @@ def test_a_production_address_makes_the_cookie_secure_whatever_the_scheme(standi
     assert done.status == 200, done.text[:300]
     assert all(c.startswith("__Host-") and "; Secure" in c for c in done.headers.get_all("Set-Cookie"))
 
+
+def test_a_team_parameter_cannot_inject_into_the_authorize_url_or_the_headers(standin, app_server_factory,
+                                                                              sqlite_url) -> None:
+    page = app_server_factory(sqlite_url)
+    redirect = app_server_factory(sqlite_url.replace("app.db", "redirect.db"), SLACK_INSTALL_PAGE="redirect")
+    injected = "/slack/install?team=T1%26redirect_uri%3Dhttps%3A%2F%2Fevil.example%2Fcb%26scope%3Dadmin"
+    crlf = "/slack/install?team=T1%0d%0aSet-Cookie:%20planted=1"
+    for server in (page, redirect):
+        for path in (injected, crlf):
+            response = Browser().get(server.url + path)
+            assert response.status == 400, (server.url, path, response.status)
+            assert response.header("Location") is None and "planted" not in str(response.headers)
+            assert "evil.example" not in response.text
+            assert_page_headers(response)
+        assert "Traceback" not in server.logs()
+    # A real team id still pre-selects the workspace.
+    ws = standin.create_workspace(name="Preselected")
+    location = Browser().get(f"{redirect.url}/slack/install?team={ws.team_id}").header("Location")
+    assert location.endswith(f"&team={ws.team_id}") and query_of(location)["team"] == ws.team_id
