@@ -109,7 +109,7 @@ class WebApp:
                 return self._oauth(environ, start_response, path)
             return self._plain(start_response, 404, "Not Found")
         except Exception:  # last line of defence: log, answer, keep serving
-            logger.exception("Unhandled error serving %s %s", method, path)
+            logger.exception("Unhandled error serving %r %r", method, path)
             return self._plain(start_response, 500, "Internal Server Error")
 
     # ------------------------------------------------------------------ routes

@@ -238,7 +238,7 @@ class AppOAuthFlow(OAuthFlow):
             self.settings.installation_store.save(installation)
         except Exception as error:  # any storage failure is reported as such, and nothing is stored
             logger.error(
-                "Could not store the installation of enterprise_id=%s team_id=%s: %s",
+                "Could not store the installation of enterprise_id=%r team_id=%r: %s",
                 installation.enterprise_id,
                 installation.team_id,
                 type(error).__name__,
@@ -261,7 +261,7 @@ def _success(args: SuccessArgs) -> BoltResponse:
         open_slack_url=open_slack_url,
         slash_commands=manifest.slash_commands(),
     )
-    logger.info("Installed into enterprise_id=%s team_id=%s", i.enterprise_id, i.team_id)
+    logger.info("Installed into enterprise_id=%r team_id=%r", i.enterprise_id, i.team_id)
     return BoltResponse(
         status=200,
         body=html,
@@ -272,7 +272,8 @@ def _success(args: SuccessArgs) -> BoltResponse:
 def _failure(args: FailureArgs) -> BoltResponse:
     reason = args.reason if isinstance(args.reason, str) else "server_error"
     status = STATUS_BY_REASON.get(reason, args.suggested_status_code)
-    logger.info("Installation failed: %s (status %s)", reason[:100], status)
+    # %r: the reason may be the callback's `error` query value, anything a link can carry.
+    logger.info("Installation failed: %r (status %s)", reason[:100], status)
     html = pages.render_failure_page(app_name=manifest.app_name(), reason=reason, retry_url=args.settings.install_path)
     headers = {"Content-Type": HTML}
     if reason != "already_used":  # keep the "used" mark, so a second reload says the same

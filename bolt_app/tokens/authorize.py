@@ -153,7 +153,7 @@ class StoreAuthorize(Authorize):
             generation = self.cache.generation if self.cache is not None else 0
             result, valid_for = self._resolve(ws_key, team_id, user_key)
             if result is None:
-                logger.debug("No installation for enterprise_id=%s team_id=%s", enterprise_id, team_id)
+                logger.debug("No installation for enterprise_id=%r team_id=%r", enterprise_id, team_id)
                 return None
             if self.cache is not None:
                 self.cache.put(cache_key, result, valid_for, generation=generation)

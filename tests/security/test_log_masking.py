@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import re
 import time
+from urllib.parse import quote
 
 import sqlalchemy as sa
 
 from bolt_app import database
-from bolt_app.logs import mask_secrets
+from bolt_app.logs import MaskingFormatter, mask_secrets
 from bolt_app.storage import tables
 from bolt_app.storage.tables import to_db_time
 from tests.security.support import issued_tokens
@@ -35,6 +38,51 @@ def test_masking_covers_every_token_shape() -> None:
         assert sample not in masked and "[redacted]" in masked, masked
         assert not UNMASKED_TOKEN.search(masked)
     assert mask_secrets(f"a {CLIENT_SECRET} b", [CLIENT_SECRET]) == "a [redacted] b"
+
+
+FORGED = "2024-01-01 00:00:00,000 INFO bolt_app.oauth.flow [1] Installed into enterprise_id=None team_id=TFORGED"
+RECORD_START = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
+
+
+def test_a_record_never_reads_as_more_than_one() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(MaskingFormatter())
+    log = logging.getLogger("tests.log_forging")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        log.warning("value %s", "x\n" + FORGED)
+        log.warning("value %s", "x\r" + FORGED)  # a terminal would overwrite the line
+        log.warning(f"pre-formatted x\u2028{FORGED}")
+        try:
+            raise ValueError("bad\n" + FORGED)
+        except ValueError:
+            log.exception("failed on %r", "y")
+        log.warning("multi-line\nmessage\x1b[31m\x00\x85end\n")
+    finally:
+        log.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    starts = [line for line in lines if RECORD_START.match(line)]
+    # Five records, five lines that start like one (the forged text starts like one too).
+    assert len(starts) == 5 and not any(line.startswith("2024-01-01") for line in lines), lines
+    assert all(line.startswith("  ") for line in lines if not RECORD_START.match(line)), lines
+    text = stream.getvalue()
+    assert "\r" not in text and "\x1b" not in text and "\x00" not in text and "\u2028" not in text
+    assert "x\\r2024" in text and "\\x1b[31m\\x00\\x85end" in text
+
+
+def test_request_values_reach_the_log_escaped(standin, app_server_factory, sqlite_url) -> None:
+    server = app_server_factory(sqlite_url)
+    forged = quote("x\n" + FORGED)
+    assert Browser().get(f"{server.url}/slack/oauth_redirect?error={forged}&state=s").status == 200
+    assert Browser().get(f"{server.url}/slack/oauth_redirect?error={quote(chr(13))}{quote(FORGED)}").status == 200
+    logs = server.logs()
+    assert not [line for line in logs.splitlines() if "TFORGED" in line and RECORD_START.match(line)
+                and "Installation failed" not in line], logs[-2000:]
+    # As a Python literal: quoted, the newline written as \n, on the record's own line.
+    assert "Installation failed: 'x\\n2024-01-01 00:00:00,000 INFO" in logs
+    assert "Installation failed: '\\r2024-01-01" in logs
 
 
 def test_full_flow_with_debug_logging_leaks_no_secret(standin, app_server_factory, sqlite_url) -> None:

@@ -61,7 +61,7 @@ def register(app: App) -> None:
                 if not deliveries.claim(WorkspaceRef.from_context(context), key):
                     return  # a retry got here first
             except sa.exc.DBAPIError as error:
-                logger.warning("Could not record mention %s (%s); answering it anyway", key, type(error).__name__)
+                logger.warning("Could not record mention %r (%s); answering it anyway", key, type(error).__name__)
         elif step != REPLY:
             return
         handle_app_mention(event, client)
