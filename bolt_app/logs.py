@@ -20,6 +20,9 @@ from typing import Iterable
 TOKEN_PATTERN = re.compile(r"\b(?:xox[abpers]|xapp)(?:\.xox[abp])?-[A-Za-z0-9-]+")
 # Incoming webhook URLs are credentials too (anyone holding one can post).
 WEBHOOK_PATTERN = re.compile(r"(https?://hooks\.slack(?:-gov)?\.com/)[A-Za-z0-9/_-]+")
+# The OAuth `code` of a callback (a one-time credential, exchanged for tokens within minutes): as a
+# query or form parameter, and as a key of the dicts slack_sdk's debug log prints.
+OAUTH_CODE_PATTERN = re.compile(r"""((?<![\w-])code=|['"]code['"]\s*:\s*['"])[^&\s'"]+""")
 MASK = "[redacted]"
 # Everything that could end or rewrite a log line except the newline itself (and tab): CR, other C0
 # and C1 controls, DEL, and the Unicode line and paragraph separators.
@@ -31,6 +34,7 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"
 def mask_secrets(text: str, secrets: Iterable[str] = ()) -> str:
     text = TOKEN_PATTERN.sub(lambda m: m.group(0)[:5] + MASK, text)
     text = WEBHOOK_PATTERN.sub(lambda m: m.group(1) + MASK, text)
+    text = OAUTH_CODE_PATTERN.sub(lambda m: m.group(1) + MASK, text)
     for secret in secrets:
         if secret and len(secret) >= 6:
             text = text.replace(secret, MASK)

@@ -304,6 +304,7 @@ def test_sqlite_without_a_key_creates_a_private_key_file_once(standin, tmp_path)
     finally:
         first.stop()
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "embedded.db").stat().st_mode) == 0o600  # the tokens beside it too
     assert first.logs().count("Created the token encryption key file") == 1
     key = key_file.read_text().strip()
     assert key not in first.logs()

@@ -22,6 +22,7 @@ from tests.support import (
     Browser,
     authorize_url_from_install_page,
     install,
+    query_of,
     signed_post,
     wait_for,
 )
@@ -38,6 +39,17 @@ def test_masking_covers_every_token_shape() -> None:
         assert sample not in masked and "[redacted]" in masked, masked
         assert not UNMASKED_TOKEN.search(masked)
     assert mask_secrets(f"a {CLIENT_SECRET} b", [CLIENT_SECRET]) == "a [redacted] b"
+
+
+def test_masking_covers_oauth_codes_wherever_they_are_printed() -> None:
+    code = "1234567890.1234567890.abcdef0123456789"
+    for sample in (f"GET /slack/oauth_redirect?code={code}&state=s", f"?state=s&code={code}",
+                   f"body_params: {{'client_id': 'x', 'code': '{code}', 'redirect_uri': None}}",
+                   f'{{"code": "{code}"}}', f"code={code}"):
+        masked = mask_secrets(sample)
+        assert code not in masked and "[redacted]" in masked, masked
+    # Other words ending in "code" are left alone.
+    assert mask_secrets("error_code=42 status_code=200 zipcode=1") == "error_code=42 status_code=200 zipcode=1"
 
 
 FORGED = "2024-01-01 00:00:00,000 INFO bolt_app.oauth.flow [1] Installed into enterprise_id=None team_id=TFORGED"
@@ -92,15 +104,18 @@ def test_full_flow_with_debug_logging_leaks_no_secret(standin, app_server_factor
     first, second = standin.create_workspace(name="Log One"), standin.create_workspace(name="Log Two")
 
     # Installs (code exchange: client secret, bot + user + refresh tokens in Slack's answer).
-    for ws in (first, second):
-        assert install(server.url, standin, ws.team_id).response.status == 200
-    assert install(server.url, standin, member.team_id, org_install=True).response.status == 200
+    installs = [install(server.url, standin, ws.team_id) for ws in (first, second)]
+    installs.append(install(server.url, standin, member.team_id, org_install=True))
+    assert [i.response.status for i in installs] == [200, 200, 200]
+    # OAuth codes are credentials too until they are exchanged (and the exchange is logged at DEBUG).
+    codes = [query_of(i.callback_url)["code"] for i in installs]
     # Failed installs: cancelled, a spent code.
     browser = Browser()
     authorize_url = authorize_url_from_install_page(browser.get(f"{server.url}/slack/install").text)
     assert browser.get(standin.cancel(authorize_url)).status == 200
     spent = install(server.url, standin, first.team_id).callback_url
     assert Browser().get(spent).status >= 400
+    codes.append(query_of(spent)["code"])
 
     # Events with the stored tokens, then every token rotated (refresh tokens spent and issued).
     for ws in (first, second, member):
@@ -134,8 +149,8 @@ def test_full_flow_with_debug_logging_leaks_no_secret(standin, app_server_factor
     # The run was really at DEBUG, with slack_sdk's and Bolt's request/response dumps in it.
     assert " DEBUG slack_sdk" in logs and " DEBUG slack_bolt" in logs
     assert "[redacted]" in logs
-    secrets = issued_tokens(standin) + [CLIENT_SECRET, SIGNING_SECRET, TEST_ENCRYPTION_KEY]
-    assert len(secrets) > 12
+    secrets = issued_tokens(standin) + [CLIENT_SECRET, SIGNING_SECRET, TEST_ENCRYPTION_KEY] + codes
+    assert len(secrets) > 12 and all(len(code) >= 10 for code in codes)
     leaked = [s[:12] + "…" for s in secrets if s in logs]
     assert leaked == [], f"secrets in the server log: {leaked}"
     assert not UNMASKED_TOKEN.search(logs), UNMASKED_TOKEN.search(logs).group(0)[:12]
