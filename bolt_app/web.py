@@ -283,7 +283,7 @@ def verify_signature(secret: bytes, body: bytes, timestamp: str | None, signatur
     base = b"v0:" + timestamp.encode() + b":" + body
     expected = "v0=" + hmac.new(secret, base, hashlib.sha256).hexdigest()
     # As bytes: compare_digest refuses str with non-ASCII characters (a header may carry any latin-1).
-    return hmac.compare_digest(expected.encode(), signature.encode("utf-8", "surrogateescape"))
+    return hmac.compare_digest(expected.encode(), signature.encode(errors="surrogateescape"))
 
 
 # Slack ids (T…, E…, U…, W…, B…, C…, D…, G…): short, plain. Anything else never reaches a query.
