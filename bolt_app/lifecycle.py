@@ -49,6 +49,7 @@ from slack_bolt.request.payload_utils import (
 )
 from slack_bolt.util.utils import get_arg_names_of_callable
 
+from bolt_app.features.idempotency import insert_ignore, processed_deliveries
 from bolt_app.storage.installation_store import InstallationStore
 from bolt_app.storage.tables import utc_now
 
@@ -476,8 +477,6 @@ def _revocation_sent_at(body: Any) -> Optional[int]:
 
 def _revocation_claim(body: Any) -> Optional[Callable[[Any], bool]]:
     """Claims the delivery's `event_id` in the revoking transaction (False: applied before)."""
-    from bolt_app.features.idempotency import insert_ignore, processed_deliveries
-
     event_id = body.get("event_id") if isinstance(body, dict) else None
     if not isinstance(event_id, str) or not event_id:
         return None
