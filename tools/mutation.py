@@ -72,7 +72,8 @@ SCOPES: dict[str, Scope] = {
             "bolt_app.storage.installation_store.xǁInstallationStoreǁ_installed_since*",
             "bolt_app.storage.installation_store.xǁInstallationStoreǁ_delete*",
         ),
-        tests=("tests/security/test_uninstall.py", "tests/security/test_revocation.py"),
+        tests=("tests/security/test_uninstall.py", "tests/security/test_revocation.py",
+               "tests/security/test_revocation_store.py"),
     ),
     "encryption": Scope(
         files=("bolt_app/storage/crypto.py",),
