@@ -23,8 +23,8 @@ from sqlalchemy import exc as sa_exc
 
 from bolt_app import database
 from bolt_app.app import SlackApp
-from bolt_app.settings import DEFAULT_API_URL
 from bolt_app.lifecycle import MALFORMED_PAYLOAD_ERRORS, answers_first, defer_lazy, describe_location
+from bolt_app.settings import DEFAULT_API_URL
 
 if TYPE_CHECKING:
     from bolt_app.lazy_processes import LazyProcess
