@@ -139,6 +139,8 @@ def _never_recreate(engine: Engine, path: str) -> None:
 
     @sa.event.listens_for(engine, "do_connect")
     def _open_existing(_dialect, _record, cargs, cparams):  # type: ignore[no-untyped-def]
+        if not existed[0]:
+            create_private_file(path)
         if existed[0] or os.path.exists(path):
             cargs[:] = [uri]
             cparams["uri"] = True
@@ -209,6 +211,18 @@ def _connection_problem(engine: Engine, error: sa.exc.DBAPIError) -> str:
                 "or correct the host and port in DATABASE_URL.")
     first = text.splitlines()[0][:160] if text else type(original).__name__
     return f"DATABASE_URL: cannot connect to {server} at {where} ({first}). Check DATABASE_URL."
+
+
+def create_private_file(path: str) -> None:
+    """Create a missing database file readable and writable by its owner only (0600, whatever the
+    umask): it holds the installations' encrypted tokens next to the key file. SQLite gives its
+    -wal and -shm files the database file's mode. An existing file is left as it is; a missing
+    directory is left for SQLite to report."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except (FileExistsError, FileNotFoundError, NotADirectoryError, PermissionError):
+        return
+    os.close(fd)
 
 
 def is_sqlite(engine: Engine) -> bool:

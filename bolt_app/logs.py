@@ -1,7 +1,12 @@
-"""Logging with secrets masked in every line, whichever library wrote it.
+"""Logging with secrets masked in every line, whichever library wrote it, and one record that
+cannot pass for several.
 
 Masking is done by the formatter of the handlers the app installs, so it covers slack_sdk's and
-Bolt's debug output, gunicorn's logs and exception tracebacks alike.
+Bolt's debug output, gunicorn's logs and exception tracebacks alike. The same formatter keeps a
+record recognisable as one: control characters other than newline and tab are escaped, and every
+line after a record's first is indented, so a value carrying a newline and a fake timestamp (log
+forging) can only ever look like the continuation of the record it is in. The app's own code logs
+request values with %r on top of this.
 """
 
 from __future__ import annotations
@@ -19,7 +24,14 @@ from bolt_app.telemetry import context
 TOKEN_PATTERN = re.compile(r"\b(?:xox[abpers]|xapp)(?:\.xox[abp])?-[A-Za-z0-9-]+")
 # Incoming webhook URLs are credentials too (anyone holding one can post).
 WEBHOOK_PATTERN = re.compile(r"(https?://hooks\.slack(?:-gov)?\.com/)[A-Za-z0-9/_-]+")
+# The OAuth `code` of a callback (a one-time credential, exchanged for tokens within minutes): as a
+# query or form parameter, and as a key of the dicts slack_sdk's debug log prints.
+OAUTH_CODE_PATTERN = re.compile(r"""((?<![\w-])code=|['"]code['"]\s*:\s*['"])[^&\s'"]+""")
 MASK = "[redacted]"
+# Everything that could end or rewrite a log line except the newline itself (and tab): CR, other C0
+# and C1 controls, DEL, and the Unicode line and paragraph separators.
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+CONTINUATION = "\n  "
 FORMAT = "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"
 # Libraries whose INFO lines tell an operator nothing (Alembic's plugin set-up and migration
 # context on every start; the app logs the schema upgrade itself). Shown at DEBUG.
@@ -29,6 +41,7 @@ QUIET_BELOW_WARNING = ("alembic",)
 def mask_secrets(text: str, secrets: Iterable[str] = ()) -> str:
     text = TOKEN_PATTERN.sub(lambda m: m.group(0)[:5] + MASK, text)
     text = WEBHOOK_PATTERN.sub(lambda m: m.group(1) + MASK, text)
+    text = OAUTH_CODE_PATTERN.sub(lambda m: m.group(1) + MASK, text)
     for secret in secrets:
         if secret and len(secret) >= 6:
             text = text.replace(secret, MASK)
@@ -43,7 +56,13 @@ class MaskingFormatter(logging.Formatter):
         self.secrets = tuple(s for s in secrets if s)
 
     def format(self, record: logging.LogRecord) -> str:
-        return mask_secrets(super().format(record), self.secrets)
+        return one_record(mask_secrets(super().format(record), self.secrets))
+
+
+def one_record(text: str) -> str:
+    """Control characters escaped, and lines after the first indented (see the module docstring)."""
+    text = CONTROL.sub(lambda m: ascii(m.group(0))[1:-1], text)
+    return text.rstrip("\n").replace("\n", CONTINUATION)
 
 
 class JsonFormatter(MaskingFormatter):

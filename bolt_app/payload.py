@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from typing import Callable, NamedTuple, Optional
 from urllib.parse import urlparse
 
 from slack_bolt import BoltRequest, BoltResponse
 from slack_bolt.middleware import Middleware
+
+from bolt_app.settings import DEFAULT_API_URL
 
 logger = logging.getLogger(__name__)
 
@@ -94,15 +97,50 @@ def installing_side(body: dict) -> InstallingSide | None:
     return None if acting_team == installed else InstallingSide(None, installed, bot_id)
 
 
-def slack_hosts(api_url: str) -> tuple[str, str]:
-    """(host, subdomain suffix) of the Slack the app talks to: for https://slack.com/api/ that is
-    slack.com and anything under .slack.com (hooks.slack.com); a local stand-in's host as is."""
-    host = (urlparse(api_url).hostname or "").lower()
+@dataclass(frozen=True)
+class SlackOrigins:
+    """Where a payload's response_url may point: the Slack the app talks to (SLACK_API_URL).
+
+    For https://slack.com/api/: https on the default port, at slack.com or any host under
+    .slack.com (hooks.slack.com). Whatever the API URL, its own scheme, host and port exactly
+    (a stand-in on http://127.0.0.1:PORT in tests: that origin and no other)."""
+
+    scheme: str
+    host: str
+    port: int | None
+    suffix: str | None  # subdomains allowed (https on the default port only)
+
+    def allows(self, url: object) -> bool:
+        if not isinstance(url, str):
+            return False
+        try:
+            parsed = urlparse(url)
+            host, port = (parsed.hostname or "").lower(), parsed.port
+        except ValueError:  # a port that is not a number, a malformed IPv6 host
+            return False
+        if not host or parsed.username is not None or parsed.password is not None:
+            return False
+        port = port if port is not None else _DEFAULT_PORTS.get(parsed.scheme)
+        if (parsed.scheme, host, port) == (self.scheme, self.host, self.port):
+            return True
+        return (self.suffix is not None and parsed.scheme == "https" and port == 443
+                and (host == self.suffix[1:] or host.endswith(self.suffix)))
+
+
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+def slack_hosts(api_url: str) -> SlackOrigins:
+    """The origins a response_url may have for the Slack at `api_url` (see `SlackOrigins`)."""
+    parsed = urlparse(api_url)
+    host = (parsed.hostname or "").lower()
+    port = parsed.port if parsed.port is not None else _DEFAULT_PORTS.get(parsed.scheme)
     domain = host[4:] if host.startswith("api.") else host
-    return host, "." + domain
+    suffix = "." + domain if parsed.scheme == "https" else None
+    return SlackOrigins(parsed.scheme, host, port, suffix)
 
 
-def payload_problem(request: BoltRequest, response_hosts: tuple[str, str] | None = None) -> str | None:
+def payload_problem(request: BoltRequest, response_hosts: SlackOrigins | None = None) -> str | None:
     """What makes a signed body unlike any Slack payload (None when it is plausible).
 
     Only the structure Bolt's routing and the listeners rely on is checked: the fields Slack
@@ -143,30 +181,21 @@ def payload_problem(request: BoltRequest, response_hosts: tuple[str, str] | None
         value = request.context.get(name)
         if value is not None and not (isinstance(value, str) and _SLACK_ID.fullmatch(value)):
             return f"{name} is not a Slack id"
-    response_url = request.context.get("response_url")
-    if response_url is not None and not _is_slack_url(response_url, response_hosts):
+    entries = body.get("response_urls")
+    if entries is not None and not (isinstance(entries, list)
+                                    and all(isinstance(e, dict) and "response_url" in e for e in entries)):
+        return "response_urls is not a list of objects with a response_url"
+    origins = response_hosts or slack_hosts(DEFAULT_API_URL)
+    # Every URL Bolt or a listener may post to: the context's (Bolt takes the first of
+    # response_urls), the body's own, and each entry of response_urls (one per channel picked).
+    urls = [request.context.get("response_url"), body.get("response_url")] + [e["response_url"] for e in entries or []]
+    if any(url is not None and not origins.allows(url) for url in urls):
         return "response_url is not a Slack URL"
     for name in ("app_installed_team_id", "bot_id"):
         value = body.get("view", {}).get(name)
         if value is not None and not (isinstance(value, str) and _SLACK_ID.fullmatch(value)):
             return f"view.{name} is not a Slack id"
     return None
-
-
-def _is_slack_url(value: object, hosts: tuple[str, str] | None) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        parsed = urlparse(value)
-        host = (parsed.hostname or "").lower()
-    except ValueError:
-        return False
-    if parsed.scheme not in ("https", "http") or not host:
-        return False
-    if hosts is None:
-        return True
-    exact, suffix = hosts
-    return host == exact or host.endswith(suffix)
 
 
 class PayloadCheck(Middleware):

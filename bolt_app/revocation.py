@@ -15,14 +15,17 @@ that the installation still holds the token, and feature writes hold the install
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any, Callable, Optional
 
 from slack_bolt import App, BoltContext, BoltRequest, BoltResponse
 from slack_bolt.middleware import Middleware
 
+from bolt_app.features.idempotency import insert_ignore, processed_deliveries
 from bolt_app.features.workspace import WorkspaceRef
 from bolt_app.storage.installation_store import InstallationStore
+from bolt_app.storage.tables import utc_now
 from bolt_app.tokens.authorize import INSTALLATION_IS_ORG_WIDE
 from bolt_app.tokens.installed import InstalledOnlyClient, InstalledTokens
 from bolt_app.telemetry import metrics
@@ -42,31 +45,59 @@ def revocation_event(body: Any) -> dict | None:
     return None
 
 
-def handle_revocation(store: InstallationStore, event: dict, context: BoltContext) -> None:
+# processed_deliveries rows of revocation events: one key for all (no workspace key looks like it,
+# so an uninstall's deletion hook never removes the row that says it was applied).
+REVOCATIONS_KEY = "revocations"
+
+
+def _revocation_sent_at(body: Any) -> Optional[int]:
+    """The envelope's `event_time` (epoch seconds, inside the signed body), when it is one."""
+    sent_at = body.get("event_time") if isinstance(body, dict) else None
+    return sent_at if type(sent_at) is int and sent_at > 0 else None
+
+
+def _revocation_claim(body: Any) -> Optional[Callable[[Any], bool]]:
+    """Claims the delivery's `event_id` in the revoking transaction (False: applied before)."""
+    event_id = body.get("event_id") if isinstance(body, dict) else None
+    if not isinstance(event_id, str) or not event_id:
+        return None
+    row = {"workspace_key": REVOCATIONS_KEY, "delivery_id": hashlib.sha256(f"revocation:{event_id}".encode()).hexdigest(),
+           "kind": "revocation", "received_at": utc_now()}
+    return lambda conn: insert_ignore(conn, processed_deliveries, row)
+
+
+def handle_revocation(store: InstallationStore, event: dict, context: BoltContext, body: Any = None) -> None:
+    """Delete what an app_uninstalled / tokens_revoked event revokes, once per `event_id`, and
+    never what was installed after the event was sent (`event_time`): the same signed bytes
+    replayed within the signature window after a reinstall leave the new installation alone."""
     enterprise_id = context.enterprise_id
     team_id = None if context.is_enterprise_install else context.team_id
     if enterprise_id is None and team_id is None:
-        logger.warning("%s event without a workspace or enterprise id: nothing to delete", event.get("type"))
+        logger.warning("%r event without a workspace or enterprise id: nothing to delete", event.get("type"))
         return
+    sent_at, claim = _revocation_sent_at(body), _revocation_claim(body)
     if event["type"] == "app_uninstalled":
-        store.delete_all(enterprise_id=enterprise_id, team_id=team_id)
-        metrics.uninstalled()
-        logger.info("Uninstalled from enterprise_id=%s team_id=%s: tokens and data deleted", enterprise_id, team_id)
+        if store.revoke(enterprise_id=enterprise_id, team_id=team_id, uninstall=True, sent_at=sent_at, claim=claim):
+            metrics.uninstalled()
+            logger.info("Uninstalled from enterprise_id=%r team_id=%r: tokens and data deleted", enterprise_id, team_id)
+        else:
+            logger.info("app_uninstalled for enterprise_id=%r team_id=%r ignored: a repeat, or older than the "
+                        "installation", enterprise_id, team_id)
         return
     tokens = event.get("tokens") if isinstance(event.get("tokens"), dict) else {}
     user_ids = [u for u in (tokens.get("oauth") or []) if isinstance(u, str) and u]
-    for user_id in user_ids:
-        store.delete_installation(enterprise_id=enterprise_id, team_id=team_id, user_id=user_id)
     bots = [b for b in (tokens.get("bot") or []) if isinstance(b, str) and b]
-    if bots:
-        store.delete_bot(enterprise_id=enterprise_id, team_id=team_id)
-    metrics.tokens_revoked(bot=1 if bots else 0, user=len(user_ids))
+    changed = store.revoke(enterprise_id=enterprise_id, team_id=team_id, user_ids=user_ids, bot=bool(bots),
+                           sent_at=sent_at, claim=claim)
+    if changed:
+        metrics.tokens_revoked(bot=1 if bots else 0, user=len(user_ids))
     logger.info(
-        "Tokens revoked in enterprise_id=%s team_id=%s: %d user token(s)%s deleted",
+        "Tokens revoked in enterprise_id=%r team_id=%r: %d user token(s)%s%s",
         enterprise_id,
         team_id,
         len(user_ids),
         " and the bot token" if bots else "",
+        " deleted" if changed else ": nothing deleted (a repeat, already gone, or older than the installation)",
     )
 
 
@@ -81,7 +112,7 @@ class RevocationMiddleware(Middleware):
         event = revocation_event(req.body)
         if event is None:
             return next()
-        handle_revocation(self.store, event, req.context)
+        handle_revocation(self.store, event, req.context, req.body)
         return BoltResponse(status=200, body="")
 
 

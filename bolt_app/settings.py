@@ -7,6 +7,7 @@ appear in reprs or error messages.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field, fields
 from typing import Literal, Mapping
@@ -96,10 +97,18 @@ class Settings:
         return mask_url_password(self.task_queue_url) if self.task_queue_url else None
 
     @property
-    def secure_cookies(self) -> bool:
-        """Cookies carry `Secure` only when the app is reached over https."""
+    def secure_cookies(self) -> bool | None:
+        """Whether cookies carry `Secure`, from the app's address (PUBLIC_URL, else SLACK_REDIRECT_URI):
+        True for https or any host but a loopback one (production, whatever the scheme: behind a
+        TLS-terminating proxy the app itself sees http); False for plain http on localhost,
+        127.0.0.1 or ::1 (local development); None when neither is set (decided per request from
+        the scheme gunicorn reports, trusting X-Forwarded-Proto only from FORWARDED_ALLOW_IPS, and
+        the Host the browser used)."""
         url = self.public_url or self.redirect_uri
-        return bool(url) and urlparse(url).scheme == "https"
+        if not url:
+            return None
+        parsed = urlparse(url)
+        return parsed.scheme == "https" or not is_loopback(parsed.hostname)
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -117,6 +126,19 @@ class Settings:
                 continue
             shown.append(f"{f.name}={value!r}" if f.repr else f"{f.name}={'***' if value else None}")
         return f"Settings({', '.join(shown)})"
+
+
+def is_loopback(host: str | None) -> bool:
+    """localhost (and names under it), 127.0.0.0/8 or ::1: a host name or address, without port."""
+    if not host:
+        return False
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def mask_url_password(url: str) -> str:

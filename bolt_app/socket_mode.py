@@ -78,7 +78,7 @@ class _RequestHandler(WSGIRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base class signature
         # The default writes the request line to stderr; OAuth callbacks carry the code and state.
-        logger.debug("%s %s", self.command, (self.path or "").split("?", 1)[0])
+        logger.debug("%r %r", self.command, (self.path or "").split("?", 1)[0])
 
 
 def socket_mode_wsgi(web: WebApp) -> Callable[[dict, StartResponse], Iterable[bytes]]:

@@ -92,7 +92,7 @@ class WebApp:
                     metrics.oauth_request(page, answer.status or 500)
             return self._plain(start_response, 404, "Not Found")
         except Exception:  # last line of defence: log, answer, keep serving
-            logger.exception("Unhandled error serving %s %s", method, path)
+            logger.exception("Unhandled error serving %r %r", method, path)
             return self._plain(start_response, 500, "Internal Server Error")
 
     # ------------------------------------------------------------------ routes
@@ -148,7 +148,9 @@ class WebApp:
     def _oauth(self, environ: dict, start_response: StartResponse, path: str) -> Iterable[bytes]:
         flow = self.app.oauth_flow
         assert flow is not None
-        request = BoltRequest(body="", query=environ.get("QUERY_STRING", ""), headers=_headers(environ))
+        # The scheme as gunicorn saw it: "https" behind a TLS proxy it trusts (FORWARDED_ALLOW_IPS).
+        request = BoltRequest(body="", query=environ.get("QUERY_STRING", ""), headers=_headers(environ),
+                              context={"url_scheme": environ.get("wsgi.url_scheme", "http")})
         try:
             response = flow.handle_installation(request) if path == self.install_path else flow.handle_callback(request)
         except (sa_exc.DBAPIError, sa_exc.TimeoutError) as error:
@@ -260,7 +262,7 @@ def verify_signature(secret: bytes, body: bytes, timestamp: str | None, signatur
     base = b"v0:" + timestamp.encode() + b":" + body
     expected = "v0=" + hmac.new(secret, base, hashlib.sha256).hexdigest()
     # As bytes: compare_digest refuses str with non-ASCII characters (a header may carry any latin-1).
-    return hmac.compare_digest(expected.encode(), signature.encode("utf-8", "surrogateescape"))
+    return hmac.compare_digest(expected.encode(), signature.encode(errors="surrogateescape"))
 
 
 def _headers(environ: dict) -> dict[str, str]:

@@ -38,6 +38,16 @@ _reachability: dict[str, str | None] = {}
 _skipped: dict[str, int] = {}
 
 
+def pytest_configure(config) -> None:  # type: ignore[no-untyped-def]
+    # A misspelt name would require nothing, and the backend would be skipped after all.
+    unknown = sorted(REQUIRED - set(BACKENDS))
+    if unknown:
+        raise pytest.UsageError(
+            f"REQUIRE_DB_BACKENDS names unknown backend(s): {', '.join(unknown)}. "
+            f"Use {', '.join(BACKENDS)} (e.g. REQUIRE_DB_BACKENDS=postgresql,mariadb)."
+        )
+
+
 def _unreachable_reason(backend: str) -> str | None:
     """None when the server answers, else why not (checked once per run)."""
     if backend not in _reachability:

@@ -1,6 +1,10 @@
-"""The database module on SQLite: a database file that goes missing is never re-created empty."""
+"""The database module on SQLite: a database file that goes missing is never re-created empty;
+a new one is private to its owner."""
 
 from __future__ import annotations
+
+import os
+import stat
 
 import sqlalchemy as sa
 
@@ -39,3 +43,27 @@ def test_a_relative_sqlite_path_is_the_file_it_named_at_start(tmp_path, monkeypa
         assert (tmp_path / "relative.db").exists()
     finally:
         engine.dispose()
+
+
+def test_a_new_sqlite_database_and_its_side_files_are_private(tmp_path) -> None:
+    path = tmp_path / "private.db"
+    previous = os.umask(0o022)  # the usual umask: files would be created 0644
+    try:
+        engine = database.create_engine(f"sqlite:///{path}", pool_size=1)
+        database.upgrade(engine)
+        with engine.connect() as conn:  # held open: the -wal and -shm files exist meanwhile
+            conn.execute(sa.text("SELECT 1"))
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir() if p.name.startswith("private.db")}
+        engine.dispose()
+    finally:
+        os.umask(previous)
+    assert modes == {"private.db": 0o600, "private.db-wal": 0o600, "private.db-shm": 0o600}
+
+    # An existing file keeps the mode its owner gave it.
+    shared = tmp_path / "shared.db"
+    shared.touch(mode=0o640)
+    shared.chmod(0o640)
+    engine = database.create_engine(f"sqlite:///{shared}", pool_size=1)
+    database.upgrade(engine)
+    engine.dispose()
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o640

@@ -99,9 +99,24 @@ def test_repr_masks_secrets() -> None:
     assert "db-password-value" not in settings.database_url_for_display
 
 
-def test_cookie_secure_only_over_https() -> None:
-    assert not load_settings(GOOD).secure_cookies
-    assert load_settings({**GOOD, "PUBLIC_URL": "https://app.example.com"}).secure_cookies
+def test_cookies_are_secure_unless_the_app_is_plain_http_on_loopback() -> None:
+    def secure(**env: str) -> bool | None:
+        return load_settings({**GOOD, **env}).secure_cookies
+
+    # No address configured: decided per request (see tests/oauth/test_state_cookie.py).
+    assert secure() is None
+    assert secure(PUBLIC_URL="https://app.example.com") is True
+    # Behind a TLS-terminating proxy the configured address may say http: production all the same.
+    assert secure(PUBLIC_URL="http://app.example.com") is True
+    assert secure(SLACK_REDIRECT_URI="http://10.0.0.5:3000/slack/oauth_redirect") is True
+    assert secure(SLACK_REDIRECT_URI="https://127.0.0.1:3000/slack/oauth_redirect") is True
+    for local in ("http://localhost:3000", "http://127.0.0.1:3000", "http://[::1]:3000", "http://127.1.2.3",
+                  "http://app.localhost:3000"):
+        assert secure(PUBLIC_URL=local) is False, local
+        assert secure(SLACK_REDIRECT_URI=local + "/slack/oauth_redirect") is False, local
+    # PUBLIC_URL is the app's address when both are set.
+    assert secure(PUBLIC_URL="http://localhost:3000", SLACK_REDIRECT_URI="https://app.example.com/cb") is False
+    assert secure(PUBLIC_URL="https://app.example.com", SLACK_REDIRECT_URI="http://localhost:3000/cb") is True
 
 
 def test_main_exits_nonzero_with_one_message(tmp_path) -> None:

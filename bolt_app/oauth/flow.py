@@ -1,9 +1,12 @@
 """Bolt's OAuthFlow with the app's pages, a stricter state cookie and failures that store nothing.
 
 Changes against the stock flow:
-- the state cookie is HttpOnly, SameSite=Lax, and Secure only when the app is served over https
-  (stock always sets Secure and no SameSite); one cookie per install in flight, so two tabs can
-  install two workspaces at once, and a reloaded callback is told apart ("already_used");
+- the state cookie is HttpOnly, SameSite=Lax, and Secure with the `__Host-` prefix wherever the app
+  is not plain http on a loopback address (stock always sets Secure and no SameSite; see
+  `StateCookie`); one cookie per install in flight, so two tabs can install two workspaces at
+  once, and a reloaded callback is told apart ("already_used");
+- `/slack/install?team=` accepts only a Slack workspace or organization id (anything else is a
+  400 page), and it reaches the authorize URL encoded;
 - a missing state is told apart from a state opened in another browser;
 - any storage failure (not only BoltError) becomes the "storage_error" page with 503, never a 500
   with a traceback, and the transaction leaves nothing half-written;
@@ -13,10 +16,14 @@ Changes against the stock flow:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import hmac
 import logging
-from typing import Optional
+import re
+from typing import Iterator, Optional
+from urllib.parse import quote, urlsplit
 
 from slack_bolt.error import BoltError
 from slack_bolt.oauth import OAuthFlow
@@ -30,6 +37,7 @@ from slack_sdk.oauth.state_utils import OAuthStateUtils
 from bolt_app import manifest
 from bolt_app.oauth import pages
 from bolt_app.telemetry import metrics
+from bolt_app.settings import is_loopback
 
 logger = logging.getLogger(__name__)
 
@@ -39,25 +47,88 @@ HTML = "text/html; charset=utf-8"
 # that the server could not complete it, without pretending the request was bad.
 STATUS_BY_REASON = {"storage_error": 503, "missing_state": 400}
 
+# The `team` an install link may pre-select: a workspace (T…) or an organization (E…) id.
+TEAM_ID = re.compile(r"[TE][A-Z0-9]{2,31}")
+# A BoltRequest context key: the scheme the request arrived with ("https" behind a TLS proxy that
+# gunicorn trusts, see FORWARDED_ALLOW_IPS), set by the web layer.
+URL_SCHEME = "url_scheme"
+HOST_PREFIX = "__Host-"
+
+# Whether the OAuth request being served gets Secure cookies (None: outside a request).
+_secure_request: contextvars.ContextVar[Optional[bool]] = contextvars.ContextVar("secure_request", default=None)
+
+
+def _host_of(request: BoltRequest) -> Optional[str]:
+    values = request.headers.get("host") or []
+    if not values:
+        return None
+    try:
+        return urlsplit(f"//{values[0]}").hostname
+    except ValueError:
+        return None
+
+
+def requested_team(request: BoltRequest) -> tuple[bool, Optional[str]]:
+    """(valid, team) for an install link's `team` parameter: absent or empty is valid and None;
+    anything but exactly one Slack workspace or organization id is invalid."""
+    values = [v for v in request.query.get("team") or [] if v != ""]
+    if not values:
+        return True, None
+    if len(values) == 1 and TEAM_ID.fullmatch(values[0]):
+        return True, values[0]
+    return False, None
+
 
 class StateCookie(OAuthStateUtils):
     """One cookie per install in flight (``<cookie_name>-<hash of state>``), so installs started in
     two tabs of one browser do not overwrite each other's state, and finishing or cancelling one
     leaves the others alone. A finished install leaves its cookie marked "used" until it expires,
     so reloading the callback says "already used" instead of "use the same browser".
-    Cookies set under the plain ``cookie_name`` (before this scheme) are still accepted."""
+
+    Secure cookies carry the ``__Host-`` prefix too (the browser then accepts them only from this
+    host, over https, for Path=/, and no sibling subdomain or plain-http page can plant one), and
+    only prefixed names are read back. Without Secure, cookies set under the plain
+    ``cookie_name`` (before per-state names) are still accepted.
+
+    `secure`: True (production: the app's configured address is https or not a loopback host),
+    False (plain http on loopback: local development), None (no address configured: decided per
+    request, see `serving`). A request that arrived over https always gets Secure cookies."""
 
     USED = "used"
 
-    def __init__(self, *, cookie_name: str, expiration_seconds: int, secure: bool):
+    def __init__(self, *, cookie_name: str, expiration_seconds: int, secure: Optional[bool]):
         super().__init__(cookie_name=cookie_name, expiration_seconds=expiration_seconds)
         self.secure = secure
 
+    def secure_for(self, request: BoltRequest) -> bool:
+        if self.secure or request.context.get(URL_SCHEME) == "https":
+            return True
+        # No address configured: a browser that reached us under a name other than a loopback
+        # one is not local development (a missing Host counts as not loopback).
+        return self.secure is None and not is_loopback(_host_of(request))
+
+    @contextlib.contextmanager
+    def serving(self, request: BoltRequest) -> Iterator[None]:
+        """The cookies set and read while serving `request` follow its security."""
+        token = _secure_request.set(self.secure_for(request))
+        try:
+            yield
+        finally:
+            _secure_request.reset(token)
+
+    @property
+    def is_secure(self) -> bool:
+        current = _secure_request.get()
+        return bool(self.secure) if current is None else current
+
     def _flags(self) -> str:
-        return "; Secure" if self.secure else ""
+        return "; Secure" if self.is_secure else ""
+
+    def _name(self, name: str) -> str:
+        return HOST_PREFIX + name if self.is_secure else name
 
     def name_for(self, state: str) -> str:
-        return f"{self.cookie_name}-{hashlib.sha256(state.encode()).hexdigest()[:16]}"
+        return self._name(f"{self.cookie_name}-{hashlib.sha256(state.encode()).hexdigest()[:16]}")
 
     def _cookies(self, request_headers: dict) -> dict[str, str]:
         headers = request_headers.get("cookie") if request_headers else None
@@ -81,16 +152,16 @@ class StateCookie(OAuthStateUtils):
         return self._set(state, self.USED)
 
     def build_set_cookie_for_deletion(self, state: Optional[str] = None) -> str:
-        name = self.name_for(state) if state else self.cookie_name
+        name = self.name_for(state) if state else self._name(self.cookie_name)
         return f"{name}=deleted; HttpOnly; SameSite=Lax; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT{self._flags()}"
 
     def is_valid_browser(self, state: Optional[str], request_headers: dict) -> bool:
         if not state:
             return False
         cookies = self._cookies(request_headers)
-        return hmac.compare_digest(cookies.get(self.name_for(state), ""), state) or super().is_valid_browser(
-            state, request_headers
-        )
+        if hmac.compare_digest(cookies.get(self.name_for(state), ""), state):
+            return True
+        return not self.is_secure and super().is_valid_browser(state, request_headers)
 
     def was_used(self, state: str, request_headers: dict) -> bool:
         """This browser already finished the install that this state belongs to."""
@@ -110,7 +181,30 @@ class AppOAuthFlow(OAuthFlow):
             icon_data_url=pages.app_icon_data_url(),
         )
 
+    def _serving(self, request: BoltRequest) -> contextlib.AbstractContextManager:
+        utils = self.settings.state_utils
+        return utils.serving(request) if isinstance(utils, StateCookie) else contextlib.nullcontext()
+
+    def handle_installation(self, request: BoltRequest) -> BoltResponse:
+        valid, _ = requested_team(request)
+        if not valid:
+            # Slack's ids are plain capitals and digits: anything else is not a link Slack or this
+            # app made, and it must not reach the authorize URL (or a Location header).
+            logger.info("Install link refused: team is not a Slack id")
+            return self._fail(request, "invalid_team", 400)
+        with self._serving(request):
+            return super().handle_installation(request)
+
+    def build_authorize_url(self, state: str, request: BoltRequest) -> str:
+        url = self.settings.authorize_url_generator.generate(state=state)
+        _, team = requested_team(request)
+        return url if team is None else f"{url}&team={quote(team, safe='')}"
+
     def handle_callback(self, request: BoltRequest) -> BoltResponse:
+        with self._serving(request):
+            return self._handle_callback(request)
+
+    def _handle_callback(self, request: BoltRequest) -> BoltResponse:
         has_error = request.query.get("error", [None])[0] is not None
         state = request.query.get("state", [None])[0]
         if not has_error and self.settings.state_validation_enabled and not state:
@@ -145,7 +239,7 @@ class AppOAuthFlow(OAuthFlow):
             self.settings.installation_store.save(installation)
         except Exception as error:  # any storage failure is reported as such, and nothing is stored
             logger.error(
-                "Could not store the installation of enterprise_id=%s team_id=%s: %s",
+                "Could not store the installation of enterprise_id=%r team_id=%r: %s",
                 installation.enterprise_id,
                 installation.team_id,
                 type(error).__name__,
@@ -168,7 +262,7 @@ def _success(args: SuccessArgs) -> BoltResponse:
         open_slack_url=open_slack_url,
         slash_commands=manifest.slash_commands(),
     )
-    logger.info("Installed into enterprise_id=%s team_id=%s", i.enterprise_id, i.team_id)
+    logger.info("Installed into enterprise_id=%r team_id=%r", i.enterprise_id, i.team_id)
     metrics.installed()
     return BoltResponse(
         status=200,
@@ -180,7 +274,8 @@ def _success(args: SuccessArgs) -> BoltResponse:
 def _failure(args: FailureArgs) -> BoltResponse:
     reason = args.reason if isinstance(args.reason, str) else "server_error"
     status = STATUS_BY_REASON.get(reason, args.suggested_status_code)
-    logger.info("Installation failed: %s (status %s)", reason[:100], status)
+    # %r: the reason may be the callback's `error` query value, anything a link can carry.
+    logger.info("Installation failed: %r (status %s)", reason[:100], status)
     metrics.install_failed(reason)
     html = pages.render_failure_page(app_name=manifest.app_name(), reason=reason, retry_url=args.settings.install_path)
     headers = {"Content-Type": HTML}

@@ -102,6 +102,11 @@ FAILURE_REASONS: dict[str, tuple[str, str]] = {
         "The reply from Slack was missing the security check we need to "
         "finish the installation. Please start again from the beginning.",
     ),
+    "invalid_team": (
+        "This install link is not valid",
+        "The link names a workspace in a form Slack never uses, so it was "
+        "not followed. Start again from the app's install page.",
+    ),
     "missing_code": (
         "Slack didn't send an authorization",
         "We didn't receive an authorization code from Slack, so the "

@@ -14,7 +14,7 @@ What changes against the stock store (`SQLAlchemyInstallationStore`):
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import sqlalchemy as sa
 from slack_sdk.oauth.installation_store.models.bot import Bot
@@ -273,17 +273,20 @@ class InstallationStore(SQLAlchemyInstallationStore):
 
     def delete_bot(self, *, enterprise_id: Optional[str], team_id: Optional[str]) -> None:
         key = workspace_key(enterprise_id, team_id)
-        c = self.bots.c
         with write_transaction(self.engine) as conn:
-            conn.execute(self.bots.delete().where(c.client_id == self.client_id, c.workspace_key == key))
-            # The bot token copies on installation rows go with the bot.
-            ic = self.installations.c
-            conn.execute(
-                self.installations.update()
-                .where(ic.client_id == self.client_id, ic.workspace_key == key)
-                .values(**{column: None for column in BOT_COLUMNS})
-            )
+            self._delete_bot(conn, key)
         self._changed(key)
+
+    def _delete_bot(self, conn: Connection, key: str) -> None:
+        c = self.bots.c
+        conn.execute(self.bots.delete().where(c.client_id == self.client_id, c.workspace_key == key))
+        # The bot token copies on installation rows go with the bot.
+        ic = self.installations.c
+        conn.execute(
+            self.installations.update()
+            .where(ic.client_id == self.client_id, ic.workspace_key == key)
+            .values(**{column: None for column in BOT_COLUMNS})
+        )
 
     def delete_installation(
         self,
@@ -305,11 +308,74 @@ class InstallationStore(SQLAlchemyInstallationStore):
         """Uninstall: the workspace's bot, installations and every feature's data, atomically."""
         key = workspace_key(enterprise_id, team_id)
         with write_transaction(self.engine) as conn:
-            conn.execute(
-                self.bots.delete().where(self.bots.c.client_id == self.client_id, self.bots.c.workspace_key == key)
-            )
-            ic = self.installations.c
-            conn.execute(self.installations.delete().where(ic.client_id == self.client_id, ic.workspace_key == key))
-            for hook in self.deletion_hooks:
-                hook(conn, enterprise_id, team_id)
+            self._delete_all(conn, key, enterprise_id, team_id)
         self._changed(key)
+
+    def _delete_all(self, conn: Connection, key: str, enterprise_id: Optional[str], team_id: Optional[str]) -> None:
+        conn.execute(self.bots.delete().where(self.bots.c.client_id == self.client_id, self.bots.c.workspace_key == key))
+        ic = self.installations.c
+        conn.execute(self.installations.delete().where(ic.client_id == self.client_id, ic.workspace_key == key))
+        for hook in self.deletion_hooks:
+            hook(conn, enterprise_id, team_id)
+
+    def revoke(
+        self,
+        *,
+        enterprise_id: Optional[str],
+        team_id: Optional[str],
+        uninstall: bool = False,
+        user_ids: Sequence[str] = (),
+        bot: bool = False,
+        sent_at: Optional[int] = None,
+        claim: Optional[Callable[[Connection], bool]] = None,
+    ) -> bool:
+        """Apply an app_uninstalled (`uninstall`) or tokens_revoked (`user_ids`, `bot`) event in one
+        transaction; False when it changed nothing because it was stale or seen before.
+
+        `claim` (in this transaction, first) is False for a delivery already applied: nothing is
+        done. `sent_at` is when Slack sent the event (epoch seconds): what was installed in a
+        later second is a reinstall the event knows nothing about, and it stays — an uninstall
+        then deletes nothing at all, a revocation keeps the newer user rows and bot token."""
+        key = workspace_key(enterprise_id, team_id)
+        newer = to_db_time(sent_at + 1) if sent_at is not None else None
+        with write_transaction(self.engine) as conn:
+            if claim is not None and not claim(conn):
+                return False
+            if uninstall:
+                if newer is not None and self._installed_since(conn, key, newer):
+                    return False
+                self._delete_all(conn, key, enterprise_id, team_id)
+            else:
+                changed = False
+                if user_ids:
+                    c = self.installations.c
+                    query = self.installations.delete().where(
+                        c.client_id == self.client_id, c.workspace_key == key, c.user_id.in_(list(user_ids))
+                    )
+                    if newer is not None:
+                        query = query.where(c.installed_at < newer)
+                    changed = conn.execute(query).rowcount > 0
+                if bot and not (newer is not None and self._installed_since(conn, key, newer, bots_only=True)):
+                    self._delete_bot(conn, key)
+                    changed = True
+                if not changed:
+                    return False
+        self._changed(key)
+        return True
+
+    def _installed_since(self, conn: Connection, key: str, since: Any, *, bots_only: bool = False) -> bool:
+        """Whether the workspace has a bot (or, unless `bots_only`, any installation) installed at
+        or after `since` (rows found stay locked until the transaction ends)."""
+        tables_ = (self.bots,) if bots_only else (self.bots, self.installations)
+        for table in tables_:
+            c = table.c
+            found = conn.execute(
+                lock_rows(
+                    self.engine,
+                    sa.select(c.id).where(c.client_id == self.client_id, c.workspace_key == key,
+                                          c.installed_at >= since),
+                )
+            ).first()
+            if found is not None:
+                return True
+        return False

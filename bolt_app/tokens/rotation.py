@@ -355,7 +355,7 @@ class TokenService:
                     row.update(values)
                     attempt.outcome = "refreshed"
                     logger.info(
-                        "Rotated %s token for enterprise_id=%s team_id=%s",
+                        "Rotated %s token for enterprise_id=%r team_id=%r",
                         kind.name,
                         row["enterprise_id"],
                         row["team_id"],
@@ -441,7 +441,7 @@ class TokenService:
                 return
             self._reinstall_logged.add(key)
         logger.error(
-            "Slack rejected the refresh token of enterprise_id=%s team_id=%s (%s): the installation is marked "
+            "Slack rejected the refresh token of enterprise_id=%r team_id=%r (%r): the installation is marked "
             "needs_reinstall and its events are ignored until the workspace installs the app again",
             error.enterprise_id,
             error.team_id,

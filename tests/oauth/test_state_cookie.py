@@ -64,6 +64,55 @@ def test_used_and_deleted_cookies() -> None:
     assert utils.build_set_cookie_for_deletion().startswith(f"{NAME}=deleted;")
 
 
+def test_secure_cookies_carry_the_host_prefix_and_only_prefixed_ones_are_read() -> None:
+    utils = cookie_utils(secure=True)
+    name = utils.name_for("state-a")
+    assert name.startswith("__Host-" + NAME + "-") and name == "__Host-" + cookie_utils().name_for("state-a")
+    for cookie in (utils.build_set_cookie_for_new_state("state-a"), utils.build_set_cookie_for_used("state-a"),
+                   utils.build_set_cookie_for_deletion("state-a"), utils.build_set_cookie_for_deletion()):
+        # What the __Host- prefix requires: Secure, Path=/, no Domain.
+        assert cookie.startswith("__Host-") and "; Secure" in cookie and "; Path=/;" in cookie, cookie
+        assert "domain" not in cookie.lower()
+    assert utils.build_set_cookie_for_deletion().startswith(f"__Host-{NAME}=deleted;")
+    assert utils.is_valid_browser("state-a", {"cookie": f"{name}=state-a"})
+    # Unprefixed cookies (which any sibling subdomain or plain-http page could plant) are not read.
+    for planted in (f"{cookie_utils().name_for('state-a')}=state-a", f"{NAME}=state-a"):
+        assert not utils.is_valid_browser("state-a", {"cookie": planted}), planted
+        assert cookie_utils().is_valid_browser("state-a", {"cookie": planted}), planted
+    assert utils.was_used("state-a", {"cookie": f"{name}=used"})
+    assert not utils.was_used("state-a", {"cookie": f"{cookie_utils().name_for('state-a')}=used"})
+
+
+def request_with(scheme: str | None = None, host: str | None = None) -> BoltRequest:
+    return BoltRequest(body="", query="", headers={"host": host} if host else {},
+                       context={"url_scheme": scheme} if scheme else None)
+
+
+@pytest.mark.parametrize("configured, scheme, host, expected", [
+    (True, "http", "127.0.0.1:3000", True),       # production address: Secure whatever the request says
+    (False, "http", "127.0.0.1:3000", False),     # local development over http
+    (False, "http", "app.example.com", False),    # the address is configured: the Host does not matter
+    (False, "https", "127.0.0.1:3000", True),     # arrived over https (a proxy gunicorn trusts said so)
+    (None, "https", "localhost", True),
+    (None, "http", "localhost:3000", False),
+    (None, "http", "127.0.0.1", False),
+    (None, "http", "[::1]:3000", False),
+    (None, "http", "app.example.com", True),      # no address configured, reached under a public name
+    (None, "http", "10.0.0.5:3000", True),
+    (None, "http", None, True),                   # no Host at all: not known to be local
+    (None, None, "127.0.0.1:3000", False),
+])
+def test_cookie_security_per_request(configured, scheme, host, expected) -> None:  # type: ignore[no-untyped-def]
+    utils = cookie_utils(secure=configured)
+    request = request_with(scheme, host)
+    assert utils.secure_for(request) is expected
+    with utils.serving(request):
+        cookie = utils.build_set_cookie_for_new_state("s")
+        assert ("; Secure" in cookie) is expected and cookie.startswith("__Host-") is expected
+    # Outside a request, the configured value.
+    assert ("; Secure" in utils.build_set_cookie_for_new_state("s")) is bool(configured)
+
+
 class Jar:
     """Just enough of a browser's cookie jar for the flow's Set-Cookie headers."""
 
@@ -145,3 +194,33 @@ def test_two_installs_in_one_browser_reload_and_cancel(  # type: ignore[no-untyp
     assert elsewhere.status == 400 and "Please finish in the same browser" in elsewhere.body
     assert installed_teams(sqlite_url) == sorted([one.team_id, two.team_id])
     assert three.installed is False
+
+
+def test_an_install_behind_a_tls_proxy_sets_and_reads_host_prefixed_cookies(standin, sqlite_url) -> None:  # type: ignore[no-untyped-def]
+    engine = database.create_engine(sqlite_url, pool_size=5)
+    database.upgrade(engine)
+    # No PUBLIC_URL / SLACK_REDIRECT_URI: each request says how it arrived.
+    app = create_app(settings_for(standin, sqlite_url, SLACK_REDIRECT_URI=""), engine=engine)
+    flow = app.oauth_flow
+    standin.redirect_uri = "https://app.example.com/slack/oauth_redirect"  # as configured at Slack
+    ws = standin.create_workspace(name="Proxied")
+    jar = Jar()
+
+    def request(query: str = "") -> BoltRequest:
+        return BoltRequest(body="", query=query, headers={**jar.headers(), "host": "127.0.0.1:3000"},
+                           context={"url_scheme": "https"})
+
+    page = flow.handle_installation(request())
+    assert page.status == 200
+    (set_cookie,) = page.headers["set-cookie"]
+    assert set_cookie.startswith("__Host-slack-app-oauth-state-") and "; Secure" in set_cookie
+    jar.take(page)
+    callback = standin.approve(authorize_url_from_install_page(page.body), team_id=ws.team_id)
+    done = flow.handle_callback(request(urlsplit(callback).query))
+    assert done.status == 200, done.body[:300]
+    assert all(c.startswith("__Host-") and "; Secure" in c for c in done.headers["set-cookie"])
+    jar.take(done)
+    assert installed_teams(sqlite_url) == [ws.team_id]
+    # The reload is told apart with the prefixed "used" cookie too.
+    assert flow.handle_callback(request(urlsplit(callback).query)).status == 401
+    engine.dispose()

@@ -14,7 +14,6 @@ once the database is back; nothing is half-written.
 from __future__ import annotations
 
 import threading
-import warnings
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
@@ -129,18 +128,13 @@ def test_outage_during_a_burst_of_events(db_url, standin, app_server_factory) ->
 
         wait_for(lambda: expected <= set(replied()), timeout=20, interval=0.2)
         missing = expected - set(replied())
-        # Strict for every event acknowledged at its first delivery (what the ack-after-work change
-        # guarantees). A redelivered event may be skipped by the listener's idempotency claim when
-        # the first attempt's claim COMMIT reached the database but the cut lost the answer (the
-        # attempt was answered 503): a known race of features.idempotency, reported; warned here.
-        assert missing & acked_first_time == set(), (
-            {ts: history[ts] for ts in missing},
+        # Every event is answered in the end: acknowledged at its first delivery, or redelivered
+        # after a 503. One that never gets a reply was lost, whichever attempt it was.
+        assert missing == set(), (
+            {ts: (history[ts], "acknowledged at first" if ts in acked_first_time else "redelivered")
+             for ts in missing},
             [line for line in server.logs().splitlines() if " ERROR " in line or " WARNING " in line][-30:])
-        assert len(missing) <= 2, missing  # the race needs a COMMIT in flight at the instant of the cut
-        if missing:
-            warnings.warn(f"{len(missing)} redelivered event(s) skipped by a claim committed during the cut: "
-                          f"{ {ts: history[ts] for ts in missing} }", stacklevel=1)
-        assert len(replied()) == len(expected) - len(missing)  # redeliveries were not answered twice
+        assert len(replied()) == len(expected)  # and none twice (redeliveries were deduplicated)
 
         # Nothing half-written: the uninstall is complete, the install that failed left nothing,
         # every remaining installation row has its bot row.

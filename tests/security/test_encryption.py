@@ -256,6 +256,7 @@ def run_main(env: dict[str, str], *args: str, cwd) -> subprocess.CompletedProces
                           env={"PATH": os.environ["PATH"], **env}, cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.slow  # runs main.py processes
 def test_keys_generate_and_rotate_commands(standin, sqlite_url, tmp_path) -> None:
     generated = run_main({}, "keys", "generate", cwd=tmp_path)
     assert generated.returncode == 0, generated.stderr
@@ -284,6 +285,7 @@ def test_keys_generate_and_rotate_commands(standin, sqlite_url, tmp_path) -> Non
     assert bad.returncode == 2 and "position 2" in bad.stderr and "not-a-key-secret-value" not in bad.stderr
 
 
+@pytest.mark.slow  # runs main.py processes
 def test_server_database_without_a_key_refuses_to_start(standin, tmp_path) -> None:
     env = {**base_env(standin, "postgresql://app:pw@127.0.0.1:9/app"), "SLACK_TOKEN_ENCRYPTION_KEYS": ""}
     result = run_main(env, cwd=tmp_path)
@@ -292,6 +294,7 @@ def test_server_database_without_a_key_refuses_to_start(standin, tmp_path) -> No
     assert "SLACK_TOKEN_ENCRYPTION_KEYS is required with a postgresql database" in result.stderr
 
 
+@pytest.mark.slow  # runs main.py processes
 def test_sqlite_without_a_key_creates_a_private_key_file_once(standin, tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'embedded.db'}"
     key_file = tmp_path / "embedded.db.key"
@@ -304,6 +307,7 @@ def test_sqlite_without_a_key_creates_a_private_key_file_once(standin, tmp_path)
     finally:
         first.stop()
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "embedded.db").stat().st_mode) == 0o600  # the tokens beside it too
     assert first.logs().count("Created the token encryption key file") == 1
     key = key_file.read_text().strip()
     assert key not in first.logs()

@@ -48,7 +48,7 @@ def state_cookie(response: Response):  # type: ignore[no-untyped-def]
         cookie = SimpleCookie()
         cookie.load(value)
         for name, morsel in cookie.items():
-            if name.startswith("slack-app-oauth-state"):
+            if name.removeprefix("__Host-").startswith("slack-app-oauth-state"):
                 return morsel
     raise AssertionError(f"no state cookie set: {response.headers.get_all('Set-Cookie')}")
 
@@ -146,3 +146,61 @@ def test_signature_headers_are_required_on_the_raw_bytes(standin, app_server_fac
     headers = signed_headers(SIGNING_SECRET, body)
     # Same bytes re-serialised differently (whitespace): the signature no longer matches.
     assert Browser().request("POST", server.events_url, body=body.replace(b",", b", "), headers=headers).status == 401
+
+
+def test_the_state_cookie_is_secure_behind_a_tls_proxy_trusted_by_gunicorn(standin, app_server_factory, sqlite_url) -> None:
+    """A TLS-terminating proxy forwards plain http with X-Forwarded-Proto: https. gunicorn believes
+    that header only from FORWARDED_ALLOW_IPS (default: loopback, where these requests come from)."""
+    proxied = {"X-Forwarded-Proto": "https"}
+    # No address configured: the request decides.
+    trusting = app_server_factory(sqlite_url, SLACK_REDIRECT_URI="")
+    page = Browser().get(f"{trusting.url}/slack/install", headers=proxied)
+    assert page.status == 200
+    cookie = page.header("Set-Cookie")
+    assert cookie.startswith("__Host-slack-app-oauth-state-") and "; Secure" in cookie and "; Path=/;" in cookie
+    plain = Browser().get(f"{trusting.url}/slack/install").header("Set-Cookie")
+    assert "Secure" not in plain and not plain.startswith("__Host-")  # http on 127.0.0.1: local development
+    # Reached under a public name without a proxy saying https: production all the same.
+    public = Browser().get(f"{trusting.url}/slack/install", headers={"Host": "app.example.com"})
+    assert public.header("Set-Cookie").startswith("__Host-") and "; Secure" in public.header("Set-Cookie")
+
+    # The same header from an address gunicorn is not told to trust changes nothing.
+    distrusting = app_server_factory(sqlite_url.replace("app.db", "other.db"), SLACK_REDIRECT_URI="",
+                                     FORWARDED_ALLOW_IPS="192.0.2.1")
+    cookie = Browser().get(f"{distrusting.url}/slack/install", headers=proxied).header("Set-Cookie")
+    assert "Secure" not in cookie and not cookie.startswith("__Host-")
+
+
+def test_a_production_address_makes_the_cookie_secure_whatever_the_scheme(standin, app_server_factory,
+                                                                          sqlite_url) -> None:
+    # PUBLIC_URL says http (the app behind a proxy sees http): not loopback, so production.
+    server = app_server_factory(sqlite_url, PUBLIC_URL="http://app.example.com")
+    ws = standin.create_workspace(name="Behind a proxy")
+    browser = Browser()
+    page = browser.get(f"{server.url}/slack/install")
+    assert page.header("Set-Cookie").startswith("__Host-") and "; Secure" in page.header("Set-Cookie")
+    # The install completes with the prefixed cookie (this test browser sends it over http).
+    callback = standin.approve(authorize_url_from_install_page(page.text), team_id=ws.team_id)
+    done = browser.get(callback)
+    assert done.status == 200, done.text[:300]
+    assert all(c.startswith("__Host-") and "; Secure" in c for c in done.headers.get_all("Set-Cookie"))
+
+
+def test_a_team_parameter_cannot_inject_into_the_authorize_url_or_the_headers(standin, app_server_factory,
+                                                                              sqlite_url) -> None:
+    page = app_server_factory(sqlite_url)
+    redirect = app_server_factory(sqlite_url.replace("app.db", "redirect.db"), SLACK_INSTALL_PAGE="redirect")
+    injected = "/slack/install?team=T1%26redirect_uri%3Dhttps%3A%2F%2Fevil.example%2Fcb%26scope%3Dadmin"
+    crlf = "/slack/install?team=T1%0d%0aSet-Cookie:%20planted=1"
+    for server in (page, redirect):
+        for path in (injected, crlf):
+            response = Browser().get(server.url + path)
+            assert response.status == 400, (server.url, path, response.status)
+            assert response.header("Location") is None and "planted" not in str(response.headers)
+            assert "evil.example" not in response.text
+            assert_page_headers(response)
+        assert "Traceback" not in server.logs()
+    # A real team id still pre-selects the workspace.
+    ws = standin.create_workspace(name="Preselected")
+    location = Browser().get(f"{redirect.url}/slack/install?team={ws.team_id}").header("Location")
+    assert location.endswith(f"&team={ws.team_id}") and query_of(location)["team"] == ws.team_id
