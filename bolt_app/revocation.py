@@ -15,17 +15,15 @@ that the installation still holds the token, and feature writes hold the install
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from typing import Any, Callable, Optional
 
 from slack_bolt import App, BoltContext, BoltRequest, BoltResponse
 from slack_bolt.middleware import Middleware
 
-from bolt_app.features.idempotency import insert_ignore, processed_deliveries
+from bolt_app.features.idempotency import delivery_row, insert_ignore, processed_deliveries
 from bolt_app.features.workspace import WorkspaceRef
 from bolt_app.storage.installation_store import InstallationStore
-from bolt_app.storage.tables import utc_now
 from bolt_app.tokens.authorize import INSTALLATION_IS_ORG_WIDE
 from bolt_app.tokens.installed import InstalledOnlyClient, InstalledTokens
 from bolt_app.telemetry import metrics
@@ -61,8 +59,7 @@ def _revocation_claim(body: Any) -> Optional[Callable[[Any], bool]]:
     event_id = body.get("event_id") if isinstance(body, dict) else None
     if not isinstance(event_id, str) or not event_id:
         return None
-    row = {"workspace_key": REVOCATIONS_KEY, "delivery_id": hashlib.sha256(f"revocation:{event_id}".encode()).hexdigest(),
-           "kind": "revocation", "received_at": utc_now()}
+    row = delivery_row(REVOCATIONS_KEY, f"revocation:{event_id}")
     return lambda conn: insert_ignore(conn, processed_deliveries, row)
 
 

@@ -223,8 +223,13 @@ class ClaimBatcher:
 
 
 def _row(ws: WorkspaceRef, key: str) -> dict[str, Any]:
+    return delivery_row(ws.key, key)
+
+
+def delivery_row(workspace_key: str, key: str) -> dict[str, Any]:
+    """The processed_deliveries row that records `key` (its kind is the part before the first ':')."""
     return {
-        "workspace_key": ws.key,
+        "workspace_key": workspace_key,
         "delivery_id": hashlib.sha256(key.encode("utf-8")).hexdigest(),
         "kind": key.split(":", 1)[0][:32],
         "received_at": utc_now(),

@@ -124,11 +124,11 @@ class StateCookie(OAuthStateUtils):
     def _flags(self) -> str:
         return "; Secure" if self.is_secure else ""
 
-    def _name(self, name: str) -> str:
+    def _prefixed(self, name: str) -> str:
         return HOST_PREFIX + name if self.is_secure else name
 
     def name_for(self, state: str) -> str:
-        return self._name(f"{self.cookie_name}-{hashlib.sha256(state.encode()).hexdigest()[:16]}")
+        return self._prefixed(f"{self.cookie_name}-{hashlib.sha256(state.encode()).hexdigest()[:16]}")
 
     def _cookies(self, request_headers: dict) -> dict[str, str]:
         headers = request_headers.get("cookie") if request_headers else None
@@ -152,7 +152,7 @@ class StateCookie(OAuthStateUtils):
         return self._set(state, self.USED)
 
     def build_set_cookie_for_deletion(self, state: Optional[str] = None) -> str:
-        name = self.name_for(state) if state else self._name(self.cookie_name)
+        name = self.name_for(state) if state else self._prefixed(self.cookie_name)
         return f"{name}=deleted; HttpOnly; SameSite=Lax; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT{self._flags()}"
 
     def is_valid_browser(self, state: Optional[str], request_headers: dict) -> bool:

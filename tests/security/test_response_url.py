@@ -110,7 +110,7 @@ def test_the_events_endpoint_refuses_another_port_or_scheme_of_the_configured_or
 
     def post(urls: list) -> int:  # type: ignore[type-arg]
         payload = {"type": "view_submission", "user": {"id": "U1"}, "team": {"id": "T404"},
-                   "view": {"callback_id": "nothing_registered", "id": "V1"}, "response_urls": urls}
+                   "view": {"type": "modal", "callback_id": "nothing_registered", "id": "V1"}, "response_urls": urls}
         body = urlencode({"payload": json.dumps(payload)}).encode()
         ts = str(int(time.time()))
         environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/slack/events", "QUERY_STRING": "",

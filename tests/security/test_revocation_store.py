@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from slack_bolt import BoltContext
 from slack_sdk.oauth.installation_store import Installation
 
-from bolt_app.features.idempotency import insert_ignore, processed_deliveries
+from bolt_app.features.idempotency import delivery_row, insert_ignore, processed_deliveries
 from bolt_app.revocation import handle_revocation
 from bolt_app.storage import tables
 from bolt_app.storage.installation_store import InstallationStore
@@ -51,8 +51,7 @@ def rows(engine, client_id: str = "1111.2222") -> dict[str, object]:  # type: ig
 
 
 def claim_once(event_id: str):  # type: ignore[no-untyped-def]
-    row = {"workspace_key": "revocations", "delivery_id": event_id.ljust(64, "0"), "kind": "revocation",
-           "received_at": utc_now()}
+    row = delivery_row("revocations", f"revocation:{event_id}")
     return lambda conn: insert_ignore(conn, processed_deliveries, row)
 
 

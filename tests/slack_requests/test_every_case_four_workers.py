@@ -25,7 +25,7 @@ from bolt_app.storage.tables import workspace_key
 from tests.listeners import payloads
 from tests.payloads import slack_samples as samples
 from tests.security.support import rows_carrying
-from tests.slack_requests.test_not_installed import _as_from, _closed_port_url
+from tests.slack_requests.test_not_installed import _as_from, _failing_response_url
 from tests.slack_requests.test_slack_connect import visitor_submits_poll_modal
 from tests.slack_requests.test_unhandled import check_answer, timed, unhandled_cases
 from tests.support import install, wait_for
@@ -107,7 +107,7 @@ def _run_every_case(server, standin, engine) -> str:
     response, elapsed = timed(standin, hanging)
     assert (response.status, response.body, elapsed < 3) == (200, b"", True), elapsed
     standin.response_url_delay_seconds = 0
-    closed = _closed_port_url(standin)
+    closed = _failing_response_url(standin, stranger.team_id)
     strangers = {name: _as_from(body, me, closed) for name, body in cases.items()}
     strangers["/poll"] = samples.slash_command(me, "/poll", channel_id=stranger.default_channel_id,
                                                response_url=closed, text='"Lunch?" "Pizza" "Sushi"')

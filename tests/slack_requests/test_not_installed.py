@@ -5,12 +5,11 @@ to the response_url while the request waits, and a failing URL made that a 500."
 from __future__ import annotations
 
 import json
-import socket
 
 from bolt_app.answers import NOT_INSTALLED
 from tests.payloads import slack_samples as samples
 from tests.slack_requests.test_unhandled import timed, unhandled_cases
-from tests.support import free_port, install, wait_for
+from tests.support import install, wait_for
 
 
 def _stranger(standin, **kwargs):
@@ -20,12 +19,10 @@ def _stranger(standin, **kwargs):
     return ws, samples.Side(team_id=ws.team_id, user_id=ws.installer_user_id, enterprise_id=ws.enterprise_id)
 
 
-def _closed_port_url(standin) -> str:
-    """A response_url on the stand-in's host (so the payload checks accept it) where nothing listens."""
-    port = free_port()
-    with socket.socket() as probe:
-        assert probe.connect_ex(("127.0.0.1", port)) != 0
-    return f"http://127.0.0.1:{port}/response_url/gone"
+def _failing_response_url(standin, team_id: str) -> str:
+    """A response_url at the configured Slack origin (the only one the payload checks accept) that
+    Slack no longer knows: posting to it fails."""
+    return standin.new_response_url(team_id).rsplit("/response_url/", 1)[0] + "/response_url/gone"
 
 
 def test_a_click_from_a_workspace_not_installed_is_answered_at_once_whatever_its_response_url_does(
@@ -40,9 +37,9 @@ def test_a_click_from_a_workspace_not_installed_is_answered_at_once_whatever_its
     response, elapsed = timed(standin, click)
     assert (response.status, response.body) == (200, b"") and elapsed < 3, (response, elapsed)
 
-    # Nothing listens at the response_url (connection refused): still 200 at once.
+    # The response_url fails: still 200 at once.
     standin.response_url_delay_seconds = 0
-    for url in (_closed_port_url(standin), _closed_port_url(standin)):
+    for url in (_failing_response_url(standin, ws.team_id),) * 2:
         click = samples.block_actions(me, samples.old_button_action("poll_close"), channel_id=channel,
                                       response_url=url)
         response, elapsed = timed(standin, click)
@@ -62,7 +59,7 @@ def test_every_kind_of_request_from_a_workspace_not_installed_is_answered_200(li
     installed = standin.create_workspace(name="Installed Co")
     assert install(live_app.url, standin, installed.team_id).response.status == 200
     ws, me = _stranger(standin, enterprise_id="E0STRANGER", name="Stranger Grid")
-    url = _closed_port_url(standin)
+    url = _failing_response_url(standin, ws.team_id)
     standin.clear_calls()
     cases = unhandled_cases(standin, standin.workspace(installed.team_id))
     cases = {name: _as_from(body, me, url) for name, body in cases.items()}
