@@ -266,7 +266,10 @@ def verify_signature(secret: bytes, body: bytes, timestamp: str | None, signatur
 
 
 def _headers(environ: dict) -> dict[str, str]:
-    headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items() if key.startswith("HTTP_")}
+    # Bolt's own `x-slack-bolt-*` headers (run only a lazy function) come from the task queue, never
+    # from a client: the signature covers the body, not the headers.
+    headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items()
+               if key.startswith("HTTP_") and not key.startswith("HTTP_X_SLACK_BOLT_")}
     if environ.get("CONTENT_TYPE"):
         headers["content-type"] = environ["CONTENT_TYPE"]
     if environ.get("CONTENT_LENGTH"):

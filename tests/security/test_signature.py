@@ -168,3 +168,18 @@ def test_the_events_endpoint_refuses_short_signatures_with_a_current_timestamp(w
     # The same request correctly signed is answered: the 401s above came from the signature alone.
     assert post(web, body, {"X-Slack-Request-Timestamp": current,
                             "X-Slack-Signature": sign(SIGNING_SECRET, current, body)}) == 200
+
+
+def test_a_client_cannot_ask_bolt_to_run_only_a_lazy_function() -> None:
+    # Bolt runs only the named lazy function of a request carrying these headers (the task queue's
+    # jobs do); the signature covers the body only, so from a client they are dropped.
+    from slack_bolt import BoltRequest
+
+    from bolt_app.web import _headers
+
+    environ = {"HTTP_X_SLACK_BOLT_LAZY_ONLY": "1", "HTTP_X_SLACK_BOLT_LAZY_FUNCTION_NAME": "reply_to_mention",
+               "HTTP_X_SLACK_SIGNATURE": "v0=x", "CONTENT_TYPE": "application/json"}
+    headers = _headers(environ)
+    assert headers == {"x-slack-signature": "v0=x", "content-type": "application/json"}
+    request = BoltRequest(body="{}", headers=headers)
+    assert not request.lazy_only and request.lazy_function_name is None
