@@ -99,7 +99,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> SlackApp:
         request_verification_enabled=False,
         # Every listener's `ack=` step runs before the answer: a step that meets an unavailable
         # database answers 503 (Slack redelivers) instead of a 200 for work that never happened.
-        # Web API calls belong in `lazy=` functions, which start once the `ack=` step is done.
+        # Web API calls that can wait go in `lazy=` functions, which start once the `ack=` step is
+        # done; a modal's views.open stays in the step (its trigger_id expires after 3 s).
         process_before_response=True,
         listener_executor=lazy_executor,
         # Payload shape checks before authorize reads the ids (HTTP and Socket Mode alike).
