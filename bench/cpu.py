@@ -6,7 +6,8 @@ round sends the same signed mentions to the floor and to the app, in alternating
 user and system CPU from /proc (Linux) around each burst for:
 
 - workers:  the gunicorn workers (the floor's or the app's);
-- lazy:     the app's lazy processes (nice +15), which dispatch the answered mentions and reply;
+- lazy:     processes the workers started themselves (none since issue 16 removed the lazy
+            processes; lazy functions now run on the workers' threads and count as workers);
 - stand-in: this process (the Slack stand-in's threads answering chat.postMessage, and the driver);
 - loadgen:  the load generator's processes (the same requests for both targets).
 
@@ -60,7 +61,7 @@ def process_cpu() -> dict[int, tuple[int, float, float]]:
 
 def group_cpu(master_pid: int, before: dict, after: dict) -> dict[str, tuple[float, float]]:
     """(user, system) seconds spent between two snapshots by the server's workers and by their
-    own children (the lazy processes and multiprocessing's helpers), and by this process. The
+    own children (multiprocessing's helpers, if any), and by this process. The
     gunicorn master, which only watches its workers, is left out."""
     def spent(pid: int) -> tuple[float, float]:
         _, user, system = after[pid]

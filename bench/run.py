@@ -126,7 +126,7 @@ def stop_target(process: AppProcess) -> None:
 
 def worker_rss_kib(master_pid: int) -> list[int]:
     """Resident memory of each gunicorn worker (a child of the master) together with the processes
-    it started (its lazy processes and multiprocessing's resource tracker)."""
+    it started (multiprocessing's resource tracker, if any)."""
     parent_of: dict[int, int] = {}
     rss_of: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -523,7 +523,7 @@ def print_report(results: dict, args: argparse.Namespace) -> None:
                   f"(200 without reply {r['answered_200_without_reply']}), dead refresh tokens {r['dead_refresh_tokens']}")
     mem = results.get("app", {}).get("memory")
     if mem:
-        print(f"\nmemory: total RSS of the workers and their lazy processes (KiB) after each batch of {mem['batch']} events: "
+        print(f"\nmemory: total RSS of the workers and their child processes (KiB) after each batch of {mem['batch']} events: "
               f"{mem['total_worker_rss_kib_series']}; growth after the first batch "
               f"{mem['growth_after_first_batch_kib']} KiB over {mem['events'] - mem['batch']} events")
     if "scale" in results:
