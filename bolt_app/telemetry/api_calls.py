@@ -12,27 +12,15 @@ from __future__ import annotations
 
 from typing import Optional
 
-from slack_sdk.http_retry.handler import RetryHandler
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
-from slack_sdk.http_retry.state import RetryState
 
-from bolt_app.shared import SharedService
+from bolt_app.shared import AnswerObserver
 from bolt_app.telemetry import labels, metrics
 
 
-class ApiCallMetrics(RetryHandler, SharedService):
-    def __init__(self) -> None:
-        super().__init__(max_retry_count=0)
-
-    def can_retry(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: Optional[HttpResponse] = None,
-        error: Optional[Exception] = None,
-    ) -> bool:
+class ApiCallMetrics(AnswerObserver):
+    def observe(self, request: HttpRequest, response: Optional[HttpResponse]) -> None:
         try:
             method = labels.api_method(request.url)
             retry_after = None
@@ -50,7 +38,6 @@ class ApiCallMetrics(RetryHandler, SharedService):
             metrics.api_call(method, outcome, retry_after)
         except Exception:  # noqa: BLE001 - counting must never break a Web API call
             pass
-        return False
 
 
 def retry_after_seconds(headers: dict) -> Optional[float]:

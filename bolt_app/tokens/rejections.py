@@ -10,30 +10,21 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-from slack_sdk.http_retry.handler import RetryHandler
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
-from slack_sdk.http_retry.state import RetryState
 
-from bolt_app.shared import SharedService
+from bolt_app.shared import AnswerObserver
 
 REJECTING_ERRORS = frozenset({"token_expired", "token_revoked", "invalid_auth", "account_inactive"})
 TokenRejected = Callable[[str, str], None]  # (token, Slack's error code)
 
 
-class TokenRejections(RetryHandler, SharedService):
+class TokenRejections(AnswerObserver):
     def __init__(self) -> None:
-        super().__init__(max_retry_count=0)
+        super().__init__()
         self.listeners: list[TokenRejected] = []
 
-    def can_retry(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: Optional[HttpResponse] = None,
-        error: Optional[Exception] = None,
-    ) -> bool:
+    def observe(self, request: HttpRequest, response: Optional[HttpResponse]) -> None:
         body = response.body if response is not None else None
         code = body.get("error") if isinstance(body, dict) and body.get("ok") is False else None
         if code in REJECTING_ERRORS:
@@ -41,7 +32,6 @@ class TokenRejections(RetryHandler, SharedService):
             if token:
                 for listener in self.listeners:
                     listener(token, code)
-        return False
 
 
 def bearer_token(headers: dict) -> Optional[str]:
