@@ -66,9 +66,8 @@ def build_wsgi(settings: Settings):  # type: ignore[no-untyped-def]
 
 def freeze_startup_objects() -> None:
     """Move everything built at start-up (modules, the app, its pools) out of the garbage
-    collector's reach. A full collection scanned all of it: 55-75 ms with the GIL held in the
-    benchmark, every request thread of the process stalled behind it. Objects made later are
-    collected as usual."""
+    collector's reach: a full collection would scan it all with the GIL held, stalling every
+    request thread (figures in docs/performance.md). Objects made later are collected as usual."""
     gc.collect()
     gc.freeze()
 
