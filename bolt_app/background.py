@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from slack_bolt import App, BoltRequest
 from slack_bolt.lazy_listener import LazyListenerRunner
-from slack_bolt.util.utils import get_name_for_callable
 
 from bolt_app.lazy_work import call_lazy_function, lazy_only_headers
 from bolt_app.settings import Settings
@@ -253,9 +252,9 @@ class QueueLazyListenerRunner(LazyListenerRunner):
         self.logger = logger
 
     def start(self, function: Callable[..., None], request: BoltRequest) -> None:
-        # Bolt's runner names the function on the copy of the request it hands over.
-        name = request.lazy_function_name or get_name_for_callable(function)
-        self.queue.send(job_for(name, request))
+        # Bolt's runner names the function on the copy of the request it hands over: the name the
+        # worker's lazy-only dispatch looks the function up by.
+        self.queue.send(job_for(request.lazy_function_name or function.__name__, request))
         metrics.job_enqueued(name)
 
     def run(self, function: Callable[..., None], request: BoltRequest) -> None:

@@ -2,7 +2,8 @@
 points `docs/bolt-seams.md` lists.
 
 Non-public means: a module path with a component that starts with an underscore or is named
-`internals`; an imported name with a leading underscore; an attribute with a leading underscore
+`internals`; any name imported from Bolt's utility modules (`slack_bolt.util`,
+`slack_bolt.kwargs_injection`); an imported name with a leading underscore; an attribute with a leading underscore
 that Bolt or slack_sdk define (read on any object but `self`/`cls`, or used through `self` in a
 class that extends one of theirs, which includes overriding it); and any `__class__` assignment.
 """
@@ -21,6 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PRODUCT = ROOT / "bolt_app"
 SEAMS_DOC = ROOT / "docs" / "bolt-seams.md"
 LIBRARIES = ("slack_bolt", "slack_sdk")
+# Modules Bolt keeps for its own machinery, not documented for apps: every name imported from
+# them is a touch point (Bolt's lazy runner, for one, is built from these).
+UTILITY_MODULES = ("slack_bolt.util", "slack_bolt.kwargs_injection")
 
 
 def _private(name: str) -> bool:
@@ -60,9 +64,10 @@ def private_uses(source: str) -> list[tuple[int, str]]:
         if isinstance(node, ast.ImportFrom) and _library_module(node.module):
             if _non_public_module(node.module or ""):
                 found.append((node.lineno, node.module or ""))
+            utility = (node.module or "").startswith(UTILITY_MODULES)
             for alias in node.names:
                 library_names.add(alias.asname or alias.name)
-                if _private(alias.name):
+                if _private(alias.name) or utility:
                     found.append((node.lineno, f"{node.module}.{alias.name}"))
         elif isinstance(node, ast.Import):
             for alias in node.names:
@@ -129,6 +134,7 @@ def test_the_scan_catches_each_kind_of_private_use() -> None:
         "from slack_sdk import WebClient\nclass C(WebClient):\n    def f(self):\n        return self._perform_urllib_http_request_internal": "_perform_urllib_http_request_internal",
         "x = object()\nx.__class__ = int": "__class__",
         "import slack_sdk.web.internal_utils as u\nu._build_unexpected_body_error_message": "_build_unexpected_body_error_message",
+        "from slack_bolt.util.utils import get_name_for_callable": "slack_bolt.util.utils.get_name_for_callable",
     }
     for source, name in planted.items():
         assert name in {found for _, found in private_uses(source)}, source

@@ -1,0 +1,50 @@
+"""`call_lazy_function`, the app's one touch point in Bolt's machinery (docs/bolt-seams.md): a
+lazy function gets the arguments Bolt would give it, and its exception reaches the caller (Bolt's
+own runner logs it away). Fails loudly if a Bolt release changes either helper it calls."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from slack_bolt import BoltRequest
+
+from bolt_app.lazy_work import call_lazy_function, lazy_only_request
+
+BODY = {"type": "event_callback", "team_id": "T1", "event_id": "Ev1",
+        "event": {"type": "app_mention", "user": "U1", "channel": "C1", "ts": "1.2", "text": "hi"}}
+
+
+def request() -> BoltRequest:
+    req = BoltRequest(body=json.dumps(BODY), headers={"content-type": "application/json", "x-slack-retry-num": "1"})
+    req.context["polls"] = "the polls service"
+    return req
+
+
+def test_a_lazy_function_gets_the_arguments_bolt_would_give_it() -> None:
+    seen = {}
+
+    def reply(event, body, context, request, polls) -> None:  # type: ignore[no-untyped-def]
+        seen.update(event=event, body=body, team=context.team_id, retry=request.headers.get("x-slack-retry-num"),
+                    polls=polls)
+
+    call_lazy_function(reply, request(), logging.getLogger(__name__))
+    assert seen == {"event": BODY["event"], "body": BODY, "team": "T1", "retry": ["1"], "polls": "the polls service"}
+
+
+def test_its_exception_reaches_the_caller() -> None:
+    def fails(body) -> None:  # type: ignore[no-untyped-def]
+        raise LookupError(body["event_id"])
+
+    with pytest.raises(LookupError, match="Ev1"):
+        call_lazy_function(fails, request(), logging.getLogger(__name__))
+
+
+def test_a_lazy_only_request_runs_only_the_named_function_with_the_same_delivery() -> None:
+    original = request()
+    original.lazy_function_name = "reply_to_mention"
+    again = lazy_only_request(original)
+    assert again.lazy_only and again.lazy_function_name == "reply_to_mention"
+    assert again.body == BODY and again.headers.get("x-slack-retry-num") == ["1"]
+    assert "polls" not in again.context  # nothing from the first dispatch's context
