@@ -19,13 +19,18 @@ from tests.security.support import TcpProxy
 from tests.support import base_env, install, install_direct, settings_for, wait_for, wsgi_environ
 
 
+def app_in_queue_mode(standin, sqlite_url: str, task_queue_url: str, workspace_name: str):  # type: ignore[no-untyped-def]
+    """An in-process app enqueueing to the test's Redis database, and one workspace installed."""
+    database.upgrade(database.create_engine(sqlite_url, pool_size=1))
+    app = create_app(settings_for(standin, sqlite_url, TASK_QUEUE_URL=task_queue_url))
+    ws = standin.create_workspace(name=workspace_name)
+    install_direct(app, standin, ws.team_id)
+    return app, ws
+
+
 def test_the_job_is_in_redis_before_the_answer_and_carries_only_body_and_headers(
         standin, sqlite_url, task_queue_url) -> None:
-    settings = settings_for(standin, sqlite_url, TASK_QUEUE_URL=task_queue_url)
-    database.upgrade(database.create_engine(sqlite_url, pool_size=1))
-    app = create_app(settings)
-    ws = standin.create_workspace(name="Ordering")
-    install_direct(app, standin, ws.team_id)
+    app, ws = app_in_queue_mode(standin, sqlite_url, task_queue_url, "Ordering")
     with standin.capturing_requests() as captured:
         standin.send_mention(ws, text="hello")
     (raw, headers), = captured
@@ -162,11 +167,7 @@ def test_rate_limits_are_waited_out_and_failures_kept_for_an_admin(
 
 def test_a_rerun_after_a_lost_worker_replies_once(standin, sqlite_url, task_queue_url, worker_factory) -> None:
     """The same job twice (a worker died after its reply but before acknowledging it): one reply."""
-    settings = settings_for(standin, sqlite_url, TASK_QUEUE_URL=task_queue_url)
-    database.upgrade(database.create_engine(sqlite_url, pool_size=1))
-    app = create_app(settings)
-    ws = standin.create_workspace(name="Twice")
-    install_direct(app, standin, ws.team_id)
+    app, ws = app_in_queue_mode(standin, sqlite_url, task_queue_url, "Twice")
     with standin.capturing_requests() as captured:
         standin.send_mention(ws, text="hello")
     (raw, headers), = captured
@@ -183,11 +184,7 @@ def test_a_rerun_after_a_lost_worker_replies_once(standin, sqlite_url, task_queu
 
 
 def test_sigterm_lets_the_running_jobs_finish(standin, sqlite_url, task_queue_url, worker_factory) -> None:
-    settings = settings_for(standin, sqlite_url, TASK_QUEUE_URL=task_queue_url)
-    database.upgrade(database.create_engine(sqlite_url, pool_size=1))
-    app = create_app(settings)
-    ws = standin.create_workspace(name="Deploy")
-    install_direct(app, standin, ws.team_id)
+    app, ws = app_in_queue_mode(standin, sqlite_url, task_queue_url, "Deploy")
     with standin.capturing_requests() as captured:
         for n in range(3):
             standin.send_mention(ws, text=f"help {n}")
