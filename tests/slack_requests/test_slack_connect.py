@@ -77,14 +77,21 @@ def test_a_visitor_submission_is_served_by_the_installing_workspace_never_the_vi
     assert rows_carrying(live.engine, visitor_key) == visitor_rows
 
 
-def test_an_org_wide_installing_side_is_found_by_its_enterprise(live_app_on, standin) -> None:
-    live = live_app_on
+def two_orgs_installed_org_wide(live, standin):  # type: ignore[no-untyped-def]
+    """A host organization and a visiting one, each with the app installed org-wide: a workspace
+    of each."""
     standin.create_enterprise("E0HOSTORG", name="Host Org")
     standin.create_enterprise("E0GUESTORG", name="Guest Org")
     host = standin.create_workspace(enterprise_id="E0HOSTORG", name="Host Org Sales")
     visitor = standin.create_workspace(enterprise_id="E0GUESTORG", name="Guest Org Sales")
     for ws in (host, visitor):
         assert install(live.url, standin, ws.team_id, org_install=True).response.status == 200
+    return host, visitor
+
+
+def test_an_org_wide_installing_side_is_found_by_its_enterprise(live_app_on, standin) -> None:
+    live = live_app_on
+    host, visitor = two_orgs_installed_org_wide(live, standin)
     standin.clear_calls()
 
     # An org-wide installation is named by its enterprise id in app_installed_team_id.
@@ -102,12 +109,7 @@ def test_an_org_wide_installing_side_named_by_a_member_workspace_is_found_by_the
     workspace has no installation of its own: the view's bot_id names the installation (never
     the visitor's organization, though it installed the app org-wide too)."""
     live = live_app_on
-    standin.create_enterprise("E0HOSTORG", name="Host Org")
-    standin.create_enterprise("E0GUESTORG", name="Guest Org")
-    host = standin.create_workspace(enterprise_id="E0HOSTORG", name="Host Org Sales")
-    visitor = standin.create_workspace(enterprise_id="E0GUESTORG", name="Guest Org Sales")
-    for ws in (host, visitor):
-        assert install(live.url, standin, ws.team_id, org_install=True).response.status == 200
+    host, visitor = two_orgs_installed_org_wide(live, standin)
     host_bot, visitor_bot = standin.workspace(host.team_id).bot_id, standin.workspace(visitor.team_id).bot_id
     assert host_bot != visitor_bot
     standin.clear_calls()

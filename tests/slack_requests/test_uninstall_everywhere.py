@@ -48,6 +48,14 @@ def _replies(standin, ws, since: int) -> list:
     return [c for c in standin.calls[since:] if c.team_id == ws.team_id and c.method != "oauth.v2.access"]
 
 
+def _served_by_both(standin, ws, first, second) -> None:  # type: ignore[no-untyped-def]
+    """A mention of `ws` answered and replied to by each process: both have its tokens cached."""
+    for url in (first.events_url, second.url + "/slack/events"):
+        mark = len(standin.calls)
+        assert _mention(standin, ws, url).status == 200
+        assert wait_for(lambda: _replies(standin, ws, mark))
+
+
 def test_after_an_uninstall_another_process_with_a_warm_cache_neither_posts_nor_stores(live_app_on, standin,
                                                                                     db_url) -> None:
     first = live_app_on
@@ -57,10 +65,7 @@ def test_after_an_uninstall_another_process_with_a_warm_cache_neither_posts_nor_
     second, second_app = _second_process(standin, db_url)
     try:
         # Both processes have served the workspace: the second's cache holds its tokens.
-        for url in (first.events_url, second.url + "/slack/events"):
-            mark = len(standin.calls)
-            assert _mention(standin, ws, url).status == 200
-            assert wait_for(lambda: _replies(standin, ws, mark))
+        _served_by_both(standin, ws, first, second)
         assert second_app.authorize_cache.get((workspace_key(None, ws.team_id), None)) is not None
 
         standin.uninstall(team_id=ws.team_id)
@@ -96,10 +101,7 @@ def test_a_token_slack_refuses_for_good_is_dropped_in_every_process(live_app_on,
     assert install(first.url, standin, ws.team_id).response.status == 200
     second, second_app = _second_process(standin, db_url)
     try:
-        for url in (first.events_url, second.url + "/slack/events"):
-            mark = len(standin.calls)
-            assert _mention(standin, ws, url).status == 200
-            assert wait_for(lambda: _replies(standin, ws, mark))
+        _served_by_both(standin, ws, first, second)
         # Slack kills the tokens, and the event telling the app is lost: the first process hears
         # it from the Web API (account_inactive) on its next call.
         standin.uninstall(team_id=ws.team_id)
