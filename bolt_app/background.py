@@ -254,7 +254,8 @@ class QueueLazyListenerRunner(LazyListenerRunner):
     def start(self, function: Callable[..., None], request: BoltRequest) -> None:
         # Bolt's runner names the function on the copy of the request it hands over: the name the
         # worker's lazy-only dispatch looks the function up by.
-        self.queue.send(job_for(request.lazy_function_name or function.__name__, request))
+        name = request.lazy_function_name or function.__name__
+        self.queue.send(job_for(name, request))
         metrics.job_enqueued(name)
 
     def run(self, function: Callable[..., None], request: BoltRequest) -> None:
