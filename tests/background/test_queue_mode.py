@@ -5,6 +5,7 @@ asks them to retry, and keep what fails for good where `jobs failed` / `jobs ret
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import sqlalchemy as sa
@@ -78,7 +79,9 @@ def test_jobs_wait_for_a_worker_which_replies_with_each_workspaces_token(
     time.sleep(0.5)
     assert replies(standin) == []
 
-    worker_factory(sqlite_url, task_queue_url)
+    worker = worker_factory(sqlite_url, task_queue_url)
+    # Below the web processes' CPU priority by default (WORKER_NICE=10).
+    assert os.getpriority(os.PRIO_PROCESS, worker.pid) == os.getpriority(os.PRIO_PROCESS, 0) + 10
     assert wait_for(lambda: len(replies(standin)) == 3, timeout=20), standin.calls
     for ws in (first, second):
         for reply in replies(standin, ws.team_id):
@@ -175,7 +178,8 @@ def test_a_rerun_after_a_lost_worker_replies_once(standin, sqlite_url, task_queu
     queue = TaskQueue(task_queue_url)
     queue.send(job)
     queue.send(job)
-    worker_factory(sqlite_url, task_queue_url, WORKER_THREADS="1")
+    worker = worker_factory(sqlite_url, task_queue_url, WORKER_THREADS="1", WORKER_NICE="0")
+    assert os.getpriority(os.PRIO_PROCESS, worker.pid) == os.getpriority(os.PRIO_PROCESS, 0)
     assert wait_for(lambda: queue.waiting() == 0, timeout=15)
     assert len(replies(standin)) == 1
     with app.engine.connect() as conn:
