@@ -29,7 +29,7 @@ from bolt_app.storage.state_store import OAuthStateStore
 from bolt_app.storage.tables import workspace_key
 from bolt_app.tokens.authorize import AuthorizeCache, StoreAuthorize
 from bolt_app.payload import PayloadCheck, describe_location, raised_by_bolt_on_payload
-from bolt_app.lazy_work import attach_thread_runner
+from bolt_app.lazy_work import attach_thread_runner, lower_thread_priority
 from bolt_app.tokens.client import build_web_client
 from bolt_app.tokens.installed import InstallationGate, InstalledTokens, WorkspaceNotInstalled
 from bolt_app.tokens.rejections import TokenRejections
@@ -92,7 +92,8 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> SlackApp:
         count_queries(engine, settings.query_stats_dir)
     rejections = TokenRejections()
     client = build_web_client(settings.api_url, rejections=rejections)
-    lazy_executor = ThreadPoolExecutor(max_workers=lazy_threads(settings), thread_name_prefix="bolt-lazy")
+    lazy_executor = ThreadPoolExecutor(max_workers=lazy_threads(settings), thread_name_prefix="bolt-lazy",
+                                       initializer=lower_thread_priority(settings.background_nice))
     common_options: dict[str, Any] = dict(
         signing_secret=settings.signing_secret,
         # The WSGI layer verifies signatures on the raw bytes before Bolt parses anything.

@@ -5,12 +5,18 @@ Installed the way Bolt's AWS Lambda adapter installs its runner
 function whose Web API call Slack refused with `token_expired` runs once more. The token was
 refreshed when Slack refused it (tokens/rejections.py); the second run is dispatched through the
 app as a lazy-only request, so authorize hands it the new token.
+
+The threads run BACKGROUND_NICE below the request threads' CPU priority (Linux), so a burst of
+replies does not slow the answers Slack waits for.
 """
 
 from __future__ import annotations
 
 import contextvars
 import logging
+import os
+import sys
+import threading
 from concurrent.futures import Executor
 from typing import Any, Callable, Sequence
 
@@ -60,6 +66,18 @@ def lazy_only_request(request: BoltRequest) -> BoltRequest:
     headers = lazy_only_headers(request, request.lazy_function_name or "")
     body = request.raw_body if request.mode == "http" else request.body
     return BoltRequest(body=body, query=request.query, headers=headers, mode=request.mode)
+
+
+def lower_thread_priority(nice: int) -> Callable[[], None]:
+    """An executor initializer that lowers each of its threads' CPU priority by `nice`, so lazy work
+    yields the CPU to the answers. Linux only: there a thread has a nice value of its own."""
+
+    def initializer() -> None:
+        if nice and sys.platform == "linux":
+            thread = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + nice)
+
+    return initializer
 
 
 class ThreadLazyRunner(ThreadLazyListenerRunner):

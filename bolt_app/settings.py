@@ -69,8 +69,8 @@ class Settings:
     # Lazy work on a queue (bolt_app/background.py) instead of this process's threads; may hold a password.
     task_queue_url: str | None = field(default=None, repr=False)
     worker_threads: int = 8
-    # How much lower a worker's CPU priority is than the web processes' (added to its nice value).
-    worker_nice: int = 10
+    # How much lower the CPU priority of work after the answer is (lazy threads, queue workers).
+    background_nice: int = 10
     # Structured logs (one JSON object per line) instead of text lines.
     log_format: str = "text"
     # Prometheus metrics on their own port, on HOST like the app; None: not served.
@@ -334,7 +334,7 @@ def load_settings(env: Mapping[str, str] | None = None, purpose: Purpose = "serv
         query_stats_dir=r.text("QUERY_STATS_DIR"),
         task_queue_url=task_queue_url,
         worker_threads=r.integer("WORKER_THREADS", 8, 1, 256),
-        worker_nice=r.integer("WORKER_NICE", 10, 0, 19),
+        background_nice=r.integer("BACKGROUND_NICE", 10, 0, 19),
         log_format=log_format,
         metrics_port=metrics_port or None,
     )

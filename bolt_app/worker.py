@@ -19,8 +19,9 @@ silent for background.HEARTBEAT_TIMEOUT_MS back on the queue. Idempotency leases
 (features.idempotency) keep the re-run of a reply from posting twice, except when the worker
 died between Slack's answer and recording it.
 
-The worker runs WORKER_NICE (default 10) below the web processes' CPU priority: where both share
-a host, a burst of jobs does not slow the answers Slack waits for.
+The worker runs BACKGROUND_NICE (default 10) below the web processes' CPU priority: where both share
+a host, a burst of jobs does not slow the answers Slack waits for (bolt_app/lazy_work.py does the
+same for lazy threads).
 
 SIGTERM / SIGINT stop gracefully: no new jobs, the running ones finish (up to
 STOP_TIMEOUT_SECONDS), the fetched-but-not-started ones go back on the queue.
@@ -240,7 +241,7 @@ def run(settings: Settings) -> int:
     assert settings.task_queue_url
     # Answers to Slack have a 3-second deadline and jobs do not: on a host shared with web
     # processes, the CPU goes to the answers first (docs/performance.md).
-    os.nice(settings.worker_nice)
+    os.nice(settings.background_nice)
     exposition.in_memory_only()  # one process: its metrics in memory, served on METRICS_PORT
     for handler in logging.getLogger().handlers:
         handler.addFilter(HideJobBodies())
@@ -268,7 +269,7 @@ def run(settings: Settings) -> int:
     worker.start()
     heartbeat = threading.Thread(target=_heartbeat, args=(queue, stop), name="queue-heartbeat", daemon=True)
     heartbeat.start()
-    logger.info("Worker ready: %d thread(s), nice +%d, queue %s on %s", settings.worker_threads, settings.worker_nice,
+    logger.info("Worker ready: %d thread(s), nice +%d, queue %s on %s", settings.worker_threads, settings.background_nice,
                 background.QUEUE_NAME, settings.task_queue_url_for_display)
     while not stop.wait(1.0):
         pass

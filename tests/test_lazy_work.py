@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import sys
+import threading
 
 import pytest
 from slack_bolt import BoltRequest
 
+from bolt_app.app import create_app
 from bolt_app.lazy_work import call_lazy_function, lazy_only_request
+from tests.support import settings_for
 
 BODY = {"type": "event_callback", "team_id": "T1", "event_id": "Ev1",
         "event": {"type": "app_mention", "user": "U1", "channel": "C1", "ts": "1.2", "text": "hi"}}
@@ -48,3 +53,17 @@ def test_a_lazy_only_request_runs_only_the_named_function_with_the_same_delivery
     assert again.lazy_only and again.lazy_function_name == "reply_to_mention"
     assert again.body == BODY and again.headers.get("x-slack-retry-num") == ["1"]
     assert "polls" not in again.context  # nothing from the first dispatch's context
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a thread has a nice value of its own on Linux only")
+@pytest.mark.parametrize("nice, lower", [(None, 10), ("0", 0), ("5", 5)])
+def test_lazy_threads_run_below_the_request_threads_cpu_priority(standin, sqlite_url, nice, lower) -> None:
+    env = {"BACKGROUND_NICE": nice} if nice is not None else {}
+    app = create_app(settings_for(standin, sqlite_url, **env))
+    executor = app.listener_runner.lazy_listener_runner.executor
+
+    def priority() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    assert executor.submit(priority).result(timeout=10) == priority() + lower
+    app.engine.dispose()

@@ -134,7 +134,7 @@ def test_task_queue_settings() -> None:
                               "WORKER_THREADS": "4"})
     assert settings.task_queue_url == "redis://:queue-password-value@redis.internal:6379/3"
     assert settings.worker_threads == 4
-    assert settings.worker_nice == 10 and load_settings({**GOOD, "WORKER_NICE": "0"}).worker_nice == 0
+    assert settings.background_nice == 10 and load_settings({**GOOD, "BACKGROUND_NICE": "0"}).background_nice == 0
     assert "queue-password-value" not in repr(settings) and "queue-password-value" in settings.secrets
     assert settings.task_queue_url_for_display == "redis://:***@redis.internal:6379/3"
     assert load_settings(GOOD).task_queue_url is None
@@ -147,7 +147,7 @@ def test_task_queue_settings() -> None:
         ({**GOOD, "TASK_QUEUE_URL": "http://redis.internal"}, "serve", "TASK_QUEUE_URL must be a redis://"),
         ({**GOOD, "TASK_QUEUE_URL": "redis://redis.internal/zero"}, "serve", "database number"),
         ({**GOOD, "WORKER_THREADS": "0"}, "serve", "WORKER_THREADS must be between"),
-        ({**GOOD, "WORKER_NICE": "20"}, "worker", "WORKER_NICE must be between"),
+        ({**GOOD, "BACKGROUND_NICE": "20"}, "worker", "BACKGROUND_NICE must be between"),
         (GOOD, "worker", "TASK_QUEUE_URL is required to run a worker"),
         ({"TASK_QUEUE_URL": "redis://h/1"}, "worker", "No Slack credentials"),
     ],

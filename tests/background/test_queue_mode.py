@@ -80,7 +80,7 @@ def test_jobs_wait_for_a_worker_which_replies_with_each_workspaces_token(
     assert replies(standin) == []
 
     worker = worker_factory(sqlite_url, task_queue_url)
-    # Below the web processes' CPU priority by default (WORKER_NICE=10).
+    # Below the web processes' CPU priority by default (BACKGROUND_NICE=10).
     assert os.getpriority(os.PRIO_PROCESS, worker.pid) == os.getpriority(os.PRIO_PROCESS, 0) + 10
     assert wait_for(lambda: len(replies(standin)) == 3, timeout=20), standin.calls
     for ws in (first, second):
@@ -178,7 +178,7 @@ def test_a_rerun_after_a_lost_worker_replies_once(standin, sqlite_url, task_queu
     queue = TaskQueue(task_queue_url)
     queue.send(job)
     queue.send(job)
-    worker = worker_factory(sqlite_url, task_queue_url, WORKER_THREADS="1", WORKER_NICE="0")
+    worker = worker_factory(sqlite_url, task_queue_url, WORKER_THREADS="1", BACKGROUND_NICE="0")
     assert os.getpriority(os.PRIO_PROCESS, worker.pid) == os.getpriority(os.PRIO_PROCESS, 0)
     assert wait_for(lambda: queue.waiting() == 0, timeout=15)
     assert len(replies(standin)) == 1
