@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 from slack_bolt import App, BoltRequest
 from slack_bolt.lazy_listener import LazyListenerRunner
 
-from bolt_app.lazy_work import call_lazy_function, lazy_only_headers
+from bolt_app.lazy_work import ack_step_failed, call_lazy_function, lazy_only_headers
 from bolt_app.settings import Settings
 from bolt_app.telemetry import metrics
 
@@ -252,6 +252,8 @@ class QueueLazyListenerRunner(LazyListenerRunner):
         self.logger = logger
 
     def start(self, function: Callable[..., None], request: BoltRequest) -> None:
+        if ack_step_failed(request):
+            return  # answered 5xx: Slack delivers it again, and it is enqueued then
         # Bolt's runner names the function on the copy of the request it hands over: the name the
         # worker's lazy-only dispatch looks the function up by.
         name = request.lazy_function_name or function.__name__

@@ -48,6 +48,14 @@ def call_lazy_function(function: Callable[..., Any], request: BoltRequest, log: 
     function(**kwargs)
 
 
+def ack_step_failed(request: BoltRequest) -> bool:
+    """True when the request's `ack=` step failed and Slack was answered 5xx. Bolt starts the lazy
+    functions all the same; they must not run, as Slack delivers the request again and they run
+    then (run now, they could act on a delivery whose check never happened)."""
+    ack = request.context.ack
+    return ack is not None and ack.response is not None and ack.response.status >= 500
+
+
 def lazy_only_headers(request: BoltRequest, function_name: str, keep: Sequence[str] | None = None) -> dict[str, list[str]]:
     """`request`'s headers (all, or those named in `keep` and Slack's `x-slack-*`), marked to run
     only `function_name`, as Bolt's Lambda adapter re-invokes itself."""
@@ -86,6 +94,8 @@ class ThreadLazyRunner(ThreadLazyListenerRunner):
         self.app = app
 
     def start(self, function: Callable[..., None], request: BoltRequest) -> None:
+        if ack_step_failed(request):
+            return
         # In the request's log context (its kind and ids: bolt_app/telemetry/context.py).
         self.executor.submit(contextvars.copy_context().run, self._run_in_thread, function, request)
 

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from bolt_app.settings import Settings, load_settings
+from bolt_app.web import create_wsgi_app
 from slack_standin import SlackStandIn, signed_headers
 from slack_standin.harness import (  # noqa: F401 - re-exported for the tests
     HARNESS_ENCRYPTION_KEY,
@@ -92,3 +93,21 @@ def wsgi_environ(raw: bytes, headers: dict[str, str], path: str = "/slack/events
     environ.update({"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()})
     environ["CONTENT_TYPE"] = headers.get("Content-Type", "application/json")
     return environ
+
+
+def answer_in_process(app, raw: bytes, headers: dict) -> str:  # type: ignore[no-untyped-def]
+    """Hand a captured request to the app's WSGI callable (no server); the answer's status line."""
+    statuses: list[str] = []
+    body = create_wsgi_app(app)(wsgi_environ(raw, headers), lambda status, _headers: statuses.append(status))
+    list(body)
+    getattr(body, "close", lambda: None)()
+    return statuses[0]
+
+
+def redelivered_mention(standin, ws) -> tuple[bytes, dict]:  # type: ignore[no-untyped-def]
+    """A signed redelivery (X-Slack-Retry-Num: 1) of a new mention, captured instead of sent."""
+    with standin.capturing_requests() as captured:
+        first = standin.send_mention(ws, text="hello")
+        standin.post_to_app(first.payload, "json", retry_num=1, kind="event")
+    return captured[1]
+

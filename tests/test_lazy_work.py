@@ -13,9 +13,10 @@ import threading
 import pytest
 from slack_bolt import BoltRequest
 
+from bolt_app import database
 from bolt_app.app import create_app
 from bolt_app.lazy_work import call_lazy_function, lazy_only_request
-from tests.support import settings_for
+from tests.support import answer_in_process, install_direct, redelivered_mention, settings_for
 
 BODY = {"type": "event_callback", "team_id": "T1", "event_id": "Ev1",
         "event": {"type": "app_mention", "user": "U1", "channel": "C1", "ts": "1.2", "text": "hi"}}
@@ -66,4 +67,30 @@ def test_lazy_threads_run_below_the_request_threads_cpu_priority(standin, sqlite
         return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
     assert executor.submit(priority).result(timeout=10) == priority() + lower
+    app.engine.dispose()
+
+
+def test_a_request_answered_503_starts_no_lazy_function(standin, sqlite_url) -> None:
+    # A redelivery's `ack=` step asks the database whether the first attempt replied; without the
+    # database Slack is answered 503 and delivers it again. Bolt still starts the lazy functions:
+    # here they wait behind busy lazy threads until the database is back, when the reply would
+    # go out unchecked (and again at the next delivery).
+    database.upgrade(database.create_engine(sqlite_url, pool_size=1))
+    app = create_app(settings_for(standin, sqlite_url, WEB_THREADS="1"))
+    ws = standin.create_workspace(name="Outage")
+    install_direct(app, standin, ws.team_id)
+    raw, headers = redelivered_mention(standin, ws)
+    executor = app.listener_runner.lazy_listener_runner.executor
+    release = threading.Event()
+    busy = [executor.submit(release.wait) for _ in range(2)]  # WEB_THREADS=1: 2 lazy threads
+    with app.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE processed_deliveries RENAME TO deliveries_away")
+    assert answer_in_process(app, raw, headers) == "503 Service Unavailable"
+    with app.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE deliveries_away RENAME TO processed_deliveries")
+    release.set()
+    for future in busy:
+        future.result(timeout=10)
+    executor.shutdown(wait=True)  # whatever was started has run
+    assert standin.calls_for("chat.postMessage") == []
     app.engine.dispose()

@@ -17,7 +17,8 @@ from bolt_app.background import TaskQueue, job_for
 from bolt_app.web import WebApp
 from tests.background.support import replies, run_cli
 from tests.security.support import TcpProxy
-from tests.support import base_env, install, install_direct, settings_for, wait_for, wsgi_environ
+from tests.support import (answer_in_process, base_env, install, install_direct, redelivered_mention, settings_for,
+                           wait_for, wsgi_environ)
 
 
 def app_in_queue_mode(standin, sqlite_url: str, task_queue_url: str, workspace_name: str):  # type: ignore[no-untyped-def]
@@ -52,6 +53,18 @@ def test_the_job_is_in_redis_before_the_answer_and_carries_only_body_and_headers
     assert set(job["headers"]) <= {"content-type", "x-slack-request-timestamp", "x-slack-signature",
                                    "x-slack-bolt-lazy-only", "x-slack-bolt-lazy-function-name"}
     assert replies(standin) == []  # nothing ran here
+    app.engine.dispose()
+
+
+def test_a_request_answered_503_enqueues_nothing(standin, sqlite_url, task_queue_url) -> None:
+    # The redelivery's `ack=` step cannot ask the database: 503, Slack delivers it again, and its
+    # job is enqueued then (Bolt starts the lazy functions all the same).
+    app, ws = app_in_queue_mode(standin, sqlite_url, task_queue_url, "Outage")
+    raw, headers = redelivered_mention(standin, ws)
+    with app.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE processed_deliveries RENAME TO deliveries_away")
+    assert answer_in_process(app, raw, headers) == "503 Service Unavailable"
+    assert TaskQueue(task_queue_url).waiting() == 0
     app.engine.dispose()
 
 

@@ -51,8 +51,8 @@ def reply_to_mention(
 ) -> None:
     # Only the body and the database decide: with a task queue this runs in a worker process,
     # where nothing the ack step put in the context arrives, and it may run more than once.
-    # A redelivery is never replied to unrecorded: Bolt starts lazy functions even when the
-    # `ack=` step failed (503), and the first attempt may have replied.
+    # A redelivery is never replied to unrecorded: the first attempt may have replied. (Its lazy
+    # function starts only once the `ack=` step found it not done: bolt_app/lazy_work.py.)
     claim = deliveries.begin(WorkspaceRef.from_context(context), event_key(body), must_record=is_redelivery(request))
     if claim is None:
         return  # replied already (or another attempt is replying)
