@@ -83,7 +83,10 @@ def lower_thread_priority(nice: int) -> Callable[[], None]:
     def initializer() -> None:
         if nice and sys.platform == "linux":
             thread = threading.get_native_id()
-            os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + nice)
+            try:
+                os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + nice)
+            except OSError as error:  # a failing initializer would break the whole pool: run as is
+                logger.warning("Lazy threads keep the request threads' CPU priority: %s", error)
 
     return initializer
 

@@ -241,7 +241,10 @@ def run(settings: Settings) -> int:
     assert settings.task_queue_url
     # Answers to Slack have a 3-second deadline and jobs do not: on a host shared with web
     # processes, the CPU goes to the answers first (docs/performance.md).
-    os.nice(settings.background_nice)
+    try:
+        os.nice(settings.background_nice)
+    except OSError as error:
+        logger.warning("The worker keeps its CPU priority (BACKGROUND_NICE not applied): %s", error)
     exposition.in_memory_only()  # one process: its metrics in memory, served on METRICS_PORT
     for handler in logging.getLogger().handlers:
         handler.addFilter(HideJobBodies())

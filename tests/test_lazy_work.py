@@ -9,13 +9,14 @@ import logging
 import os
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from slack_bolt import BoltRequest
 
 from bolt_app import database
 from bolt_app.app import create_app
-from bolt_app.lazy_work import call_lazy_function, lazy_only_request
+from bolt_app.lazy_work import call_lazy_function, lazy_only_request, lower_thread_priority
 from tests.support import answer_in_process, install_direct, redelivered_mention, settings_for
 
 BODY = {"type": "event_callback", "team_id": "T1", "event_id": "Ev1",
@@ -94,3 +95,15 @@ def test_a_request_answered_503_starts_no_lazy_function(standin, sqlite_url) -> 
     executor.shutdown(wait=True)  # whatever was started has run
     assert standin.calls_for("chat.postMessage") == []
     app.engine.dispose()
+
+
+def test_a_refused_priority_change_leaves_the_lazy_threads_working(monkeypatch, caplog) -> None:
+    # An initializer that raised would break the executor: every lazy function refused.
+    def refused(*args: object) -> None:
+        raise PermissionError("not permitted here")
+
+    monkeypatch.setattr(os, "setpriority", refused)
+    with ThreadPoolExecutor(max_workers=1, initializer=lower_thread_priority(10)) as executor:
+        assert executor.submit(lambda: "ran").result(timeout=10) == "ran"
+    if sys.platform == "linux":
+        assert "keep the request threads' CPU priority" in caplog.text
