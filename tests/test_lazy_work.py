@@ -1,6 +1,8 @@
-"""`call_lazy_function`, the app's one touch point in Bolt's machinery (docs/bolt-seams.md): a
-lazy function gets the arguments Bolt would give it, and its exception reaches the caller (Bolt's
-own runner logs it away). Fails loudly if a Bolt release changes either helper it calls."""
+"""Where lazy functions run: `call_lazy_function`, the app's one touch point in Bolt's machinery
+(docs/bolt-seams.md; fails loudly if a Bolt release changes either helper it calls): a lazy
+function gets the arguments Bolt would give it, and its exception reaches the caller (Bolt's own
+runner logs it away). Also: the lazy threads' lower CPU priority, and no lazy function for a
+request answered 503."""
 
 from __future__ import annotations
 
