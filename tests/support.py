@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import io
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 from urllib.parse import urlencode
 
 from bolt_app.settings import Settings, load_settings
@@ -111,3 +112,15 @@ def redelivered_mention(standin, ws) -> tuple[bytes, dict]:  # type: ignore[no-u
         standin.post_to_app(first.payload, "json", retry_num=1, kind="event")
     return captured[1]
 
+
+@contextmanager
+def deliveries_table_missing(engine) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """Inside: every idempotency read or claim fails as in a database outage (the table is renamed
+    away); restored on the way out."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE processed_deliveries RENAME TO processed_deliveries_away")
+    try:
+        yield
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE processed_deliveries_away RENAME TO processed_deliveries")

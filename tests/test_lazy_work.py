@@ -19,7 +19,8 @@ from slack_bolt import BoltRequest
 from bolt_app import database
 from bolt_app.app import create_app
 from bolt_app.lazy_work import call_lazy_function, lazy_only_request, lower_thread_priority
-from tests.support import answer_in_process, install_direct, redelivered_mention, settings_for
+from tests.support import (answer_in_process, deliveries_table_missing, install_direct, redelivered_mention,
+                           settings_for)
 
 BODY = {"type": "event_callback", "team_id": "T1", "event_id": "Ev1",
         "event": {"type": "app_mention", "user": "U1", "channel": "C1", "ts": "1.2", "text": "hi"}}
@@ -86,11 +87,8 @@ def test_a_request_answered_503_starts_no_lazy_function(standin, sqlite_url) -> 
     executor = app.listener_runner.lazy_listener_runner.executor
     release = threading.Event()
     busy = [executor.submit(release.wait) for _ in range(2)]  # WEB_THREADS=1: 2 lazy threads
-    with app.engine.begin() as conn:
-        conn.exec_driver_sql("ALTER TABLE processed_deliveries RENAME TO deliveries_away")
-    assert answer_in_process(app, raw, headers) == "503 Service Unavailable"
-    with app.engine.begin() as conn:
-        conn.exec_driver_sql("ALTER TABLE deliveries_away RENAME TO processed_deliveries")
+    with deliveries_table_missing(app.engine):
+        assert answer_in_process(app, raw, headers) == "503 Service Unavailable"
     release.set()
     for future in busy:
         future.result(timeout=10)

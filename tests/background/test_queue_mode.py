@@ -17,7 +17,7 @@ from bolt_app.background import TaskQueue, job_for
 from bolt_app.web import WebApp
 from tests.background.support import replies, run_cli
 from tests.security.support import TcpProxy
-from tests.support import (answer_in_process, base_env, install, install_direct, redelivered_mention, settings_for,
+from tests.support import (answer_in_process, base_env, deliveries_table_missing, install, install_direct, redelivered_mention, settings_for,
                            wait_for, wsgi_environ)
 
 
@@ -61,9 +61,8 @@ def test_a_request_answered_503_enqueues_nothing(standin, sqlite_url, task_queue
     # job is enqueued then (Bolt starts the lazy functions all the same).
     app, ws = app_in_queue_mode(standin, sqlite_url, task_queue_url, "Outage")
     raw, headers = redelivered_mention(standin, ws)
-    with app.engine.begin() as conn:
-        conn.exec_driver_sql("ALTER TABLE processed_deliveries RENAME TO deliveries_away")
-    assert answer_in_process(app, raw, headers) == "503 Service Unavailable"
+    with deliveries_table_missing(app.engine):
+        assert answer_in_process(app, raw, headers) == "503 Service Unavailable"
     assert TaskQueue(task_queue_url).waiting() == 0
     app.engine.dispose()
 

@@ -12,6 +12,7 @@ from bolt_app.database import write_transaction
 from bolt_app.features.idempotency import ClaimHeld, Deliveries, action_key, event_key, processed_deliveries
 from bolt_app.features.workspace import WorkspaceRef
 from bolt_app.storage.tables import utc_now
+from tests.support import deliveries_table_missing
 
 A, B = WorkspaceRef(None, "T0A"), WorkspaceRef(None, "T0B")
 
@@ -109,13 +110,8 @@ def test_concurrent_claims_share_transactions_and_each_key_is_claimed_once(engin
 
 def test_a_failed_batch_fails_every_claim_in_it_and_the_next_batch_works(engine) -> None:
     deliveries = Deliveries(engine, sweep_every=10**9)
-    with engine.begin() as conn:
-        conn.execute(sa.text("ALTER TABLE processed_deliveries RENAME TO processed_deliveries_away"))
-    try:
+    with deliveries_table_missing(engine):
         results, _ = _claim_concurrently(engine, deliveries, [f"event:F{n}" for n in range(8)], hold_first_commit=True)
-    finally:
-        with engine.begin() as conn:
-            conn.execute(sa.text("ALTER TABLE processed_deliveries_away RENAME TO processed_deliveries"))
     assert all(isinstance(r, sa.exc.DBAPIError) for r in results), results
     assert deliveries.claim(A, "event:F0")  # nothing was half-claimed, and the batcher is not stuck
 
@@ -188,9 +184,7 @@ def test_with_a_retrying_queue_a_live_lease_says_when_to_come_back(engine) -> No
 
 def test_without_the_database_the_work_goes_ahead_unless_a_queue_retries_it(sqlite_engine) -> None:
     deliveries = Deliveries(sqlite_engine, sweep_every=10**9)
-    with sqlite_engine.begin() as conn:
-        conn.execute(sa.text("ALTER TABLE processed_deliveries RENAME TO processed_deliveries_away"))
-    try:
+    with deliveries_table_missing(sqlite_engine):
         claim = deliveries.begin(A, "event:Ev1")
         assert claim is not None and claim.delivery_id is None  # unrecorded
         deliveries.finish(claim)
@@ -201,6 +195,3 @@ def test_without_the_database_the_work_goes_ahead_unless_a_queue_retries_it(sqli
             pass
         else:
             raise AssertionError("the error did not reach the queue")
-    finally:
-        with sqlite_engine.begin() as conn:
-            conn.execute(sa.text("ALTER TABLE processed_deliveries_away RENAME TO processed_deliveries"))
